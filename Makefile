@@ -1,0 +1,124 @@
+# mtasts-shim - build, test, demo.
+#
+#   make            build/libmtasts.a, build/mtasts, build/libmtasts-shim.so
+#   make check      every test (unit, integration, end-to-end); needs root for the namespaces
+#   make demo       a loopback world with a real Exim enforcing MTA-STS through the shim
+#   make fuzz       build the libFuzzer targets (clang) and run each for FUZZ_SECONDS
+#   make bench      the benchmarks of bench/
+#   make deps       install the Debian 12 packages the build and the tests need
+
+CC      ?= cc
+PREFIX  ?= /usr/local
+VERSION := 0.1.0
+BUILD   := build
+
+WARN     := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes \
+            -Wno-unused-parameter -Wno-format-truncation
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=c11 -fPIC $(WARN) -fstack-protector-strong
+CPPFLAGS += -D_GNU_SOURCE -D_FORTIFY_SOURCE=2 -Iinclude -DMTASTS_VERSION='"$(VERSION)"' \
+            -DMTASTS_PREFIX='"$(PREFIX)"'
+LDFLAGS  += -Wl,-z,relro,-z,now
+
+CORE_LIBS := -lcurl -lcares -lssl -lcrypto -lidn2 -lpthread
+CLI_LIBS  := $(CORE_LIBS) -ljansson
+CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt -lpthread)
+
+CORE_SRCS := $(wildcard core/*.c)
+CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o)
+CLI_SRCS  := $(wildcard cli/*.c)
+CLI_OBJS  := $(CLI_SRCS:%.c=$(BUILD)/%.o)
+SHIM_SRCS := $(wildcard shim/*.c)
+SHIM_OBJS := $(SHIM_SRCS:%.c=$(BUILD)/%.o)
+# The shim links only what its hot path needs: no libcurl, no c-ares, no libidn2.
+SHIM_CORE := $(filter $(addprefix $(BUILD)/core/,status.o domain.o txt.o policy.o cache.o verify.o config.o log.o),$(CORE_OBJS))
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+TEST_HELPERS := $(wildcard tests/helpers/*.c)
+TEST_HELPER_BINS := $(TEST_HELPERS:tests/helpers/%.c=$(BUILD)/tests/%)
+
+TARGETS := $(BUILD)/libmtasts.a $(BUILD)/mtasts
+ifneq ($(SHIM_SRCS),)
+TARGETS += $(BUILD)/libmtasts-shim.so
+endif
+
+.PHONY: all check unit integration e2e demo fuzz bench deps install clean
+all: $(TARGETS) $(TEST_HELPER_BINS) $(BUILD)/tests/probe
+
+$(BUILD)/%.o: %.c $(wildcard include/mtasts/*.h) $(wildcard core/*.h) $(wildcard shim/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/libmtasts.a: $(CORE_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/mtasts: $(CLI_OBJS) $(BUILD)/libmtasts.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJS) $(BUILD)/libmtasts.a $(CLI_LIBS)
+
+$(BUILD)/libmtasts-shim.so: $(SHIM_OBJS) $(SHIM_CORE)
+	$(CC) $(CFLAGS) $(LDFLAGS) -shared -Wl,--version-script=shim/exports.map -o $@ \
+	    $(SHIM_OBJS) $(SHIM_CORE) -lcrypto -ldl -lpthread
+
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/libmtasts.a tests/unit/unit.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Itests/unit $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libmtasts.a $(CLI_LIBS) $(CHECK_LIBS)
+
+# probe: driver of core/fetch.c and core/dns.c for tests/integration/test-fetch.sh
+$(BUILD)/tests/probe: tests/integration/probe.c $(BUILD)/libmtasts.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libmtasts.a $(CLI_LIBS)
+
+$(BUILD)/tests/%: tests/helpers/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< -lssl -lcrypto -lresolv
+
+# check and demo install missing packages first, so that both work on a fresh Debian 12.
+check:
+	scripts/deps
+	$(MAKE) all $(UNIT_BINS)
+	tests/run-all.sh $(BUILD)
+
+unit: all $(UNIT_BINS)
+	tests/run-all.sh $(BUILD) unit
+
+integration: all
+	tests/run-all.sh $(BUILD) integration
+
+e2e: all
+	tests/run-all.sh $(BUILD) e2e
+
+demo:
+	scripts/deps
+	$(MAKE) all
+	scripts/demo.sh $(BUILD)
+
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+fuzz:
+	@mkdir -p $(BUILD)/fuzz
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Iinclude -std=c11 \
+	    -DMTASTS_VERSION='"$(VERSION)"' -DMTASTS_PREFIX='"$(PREFIX)"' \
+	    -o $(BUILD)/fuzz/fuzz_$$t tests/fuzz/fuzz_$$t.c $(CORE_SRCS) $(CORE_LIBS); \
+	  mkdir -p $(BUILD)/fuzz/corpus-$$t; \
+	  echo "fuzzing $$t for $(FUZZ_SECONDS)s"; \
+	  $(BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=70000 \
+	    $(BUILD)/fuzz/corpus-$$t tests/fuzz/corpus/$$t 2>&1 | tail -n 3; \
+	done
+
+bench: all
+	$(MAKE) -C bench BUILD=../$(BUILD)
+
+deps:
+	scripts/deps
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/mtasts $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 0755 $(BUILD)/mtasts $(DESTDIR)$(PREFIX)/bin/mtasts
+	install -m 0755 scripts/mtasts-run $(DESTDIR)$(PREFIX)/bin/mtasts-run
+	install -m 0644 man/mtasts.1 $(DESTDIR)$(PREFIX)/share/man/man1/mtasts.1
+	[ ! -f $(BUILD)/libmtasts-shim.so ] || install -m 0755 $(BUILD)/libmtasts-shim.so $(DESTDIR)$(PREFIX)/lib/mtasts/
+
+clean:
+	rm -rf $(BUILD)
