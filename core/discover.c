@@ -56,10 +56,11 @@ static txt_state lookup_txt(const mtasts_config *config, const char *domain,
 	const char *parse_why = NULL;
 	txt_state state = TXT_TEMPFAIL;
 	mtasts_status status;
-	long timeout_ms = config->fetch_timeout * 1000 / 4;
+	/* c-ares makes two tries, the second twice as long: about 3 * timeout_ms in all */
+	long timeout_ms = config->fetch_timeout * 1000 / 6;
 
-	if (timeout_ms > 5000)
-		timeout_ms = 5000;
+	if (timeout_ms > 3000)
+		timeout_ms = 3000;
 	snprintf(name, sizeof(name), "_mta-sts.%s", domain);
 	status = mtasts_dns_new(config->dns_servers, timeout_ms, &dns);
 	if (status) {

@@ -12,6 +12,8 @@
  */
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdbool.h>
@@ -45,7 +47,13 @@ static ares_socket_t sock_open(int domain, int type, int protocol, void *user)
 	/* With its socket functions replaced, c-ares 1.18 does not configure the socket itself
 	 * (measured: no fcntl at all): it must be non-blocking here or a read loop blocks. */
 	int fd = socket(domain, type | SOCK_CLOEXEC | SOCK_NONBLOCK, protocol);
-	return fd < 0 ? ARES_SOCKET_BAD : fd;
+	if (fd < 0)
+		return ARES_SOCKET_BAD;
+	if (type == SOCK_STREAM) {
+		int one = 1;
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
+	return fd;
 }
 
 static int sock_close(ares_socket_t fd, void *user)

@@ -366,17 +366,17 @@ mtasts_status mtasts_fetch_policy(const char *domain, const mtasts_fetch_options
 	out->http_status = code;
 	const char *why = errbuf[0] ? errbuf : curl_easy_strerror(rc);
 
-	if (st.too_large || rc == CURLE_FILESIZE_EXCEEDED) {
-		set_reason(out, MTASTS_RESULT_STS_POLICY_FETCH_ERROR,
-		           "policy body larger than %u bytes", MTASTS_POLICY_BODY_MAX);
-		goto out;
-	}
-	if (st.bad_status || (rc == CURLE_OK && code != 200)) {
+	if (st.bad_status || (code != 0 && code != 200)) {
 		if (code >= 300 && code < 400)
 			set_reason(out, MTASTS_RESULT_STS_POLICY_FETCH_ERROR,
 			           "HTTP %ld redirect not followed", code);
 		else
 			set_reason(out, MTASTS_RESULT_STS_POLICY_FETCH_ERROR, "HTTP status %ld", code);
+		goto out;
+	}
+	if (st.too_large || rc == CURLE_FILESIZE_EXCEEDED) {
+		set_reason(out, MTASTS_RESULT_STS_POLICY_FETCH_ERROR,
+		           "policy body larger than %u bytes", MTASTS_POLICY_BODY_MAX);
 		goto out;
 	}
 	if (rc != CURLE_OK) {
@@ -415,6 +415,8 @@ mtasts_status mtasts_fetch_policy(const char *domain, const mtasts_fetch_options
 	out->reason[0] = '\0';
 	status = MTASTS_OK;
 out:
+	if (status != MTASTS_OK && out->reason[0] == '\0')
+		set_reason(out, MTASTS_RESULT_STS_POLICY_FETCH_ERROR, "%s", mtasts_strerror(status));
 	if (st.curl)
 		curl_easy_cleanup(st.curl);
 	curl_slist_free_all(resolve);

@@ -26,6 +26,7 @@ and a blank line, so a test can check what the client sent.
 import http.server
 import os
 import socket
+import socketserver
 import ssl
 import sys
 import threading
@@ -175,6 +176,11 @@ class Server(http.server.ThreadingHTTPServer):
         self.address_family = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
         self.ctx = ctx
         super().__init__(addr, Handler)
+
+    def server_bind(self):
+        # no socket.getfqdn(): starting must not depend on DNS
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[0], self.server_address[1]
 
     def get_request(self):
         sock, addr = self.socket.accept()
