@@ -33,6 +33,7 @@ typedef struct mtasts_policy {
 mtasts_status mtasts_policy_parse(const char *body, size_t len, mtasts_policy **out,
                                   char *why, size_t why_len);
 
+/* Frees each mx[i], mx and the struct (separate malloc blocks), then NULLs *policy; NULL-safe. */
 void mtasts_policy_destroy(mtasts_policy **policy);
 
 /* Deep copy; MTASTS_ERR_NOMEM on failure. */

@@ -21,6 +21,7 @@ mtasts_status mtasts_txt_parse(const char *record, size_t len, char id_out[MTAST
 /*
  * Apply §3.1 to a whole RRset of n records: MTASTS_ERR_NOT_FOUND when none is an STS record,
  * MTASTS_ERR_MULTIPLE when more than one is, MTASTS_ERR_SYNTAX when the one is invalid.
+ * lens may be NULL when every record is NUL-terminated.
  */
 mtasts_status mtasts_txt_select(const char *const *records, const size_t *lens, size_t n,
                                 char id_out[MTASTS_ID_MAX], const char **why);

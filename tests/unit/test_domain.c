@@ -3,6 +3,7 @@
  * pattern matching) and idna.c (U-labels to A-labels).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include "mtasts/domain.h"
@@ -43,7 +44,7 @@ START_TEST(invalid_names)
 	const char *bad[] = {
 		"", ".", "example.com.", ".example.com", "a..b", "-a.com", "a-.com", "a.-b.com",
 		"a_b.example.com", "_mta-sts.example.com", "192.0.2.1", "example.123", "1", "[192.0.2.1]",
-		"2001:db8::1", "a b.com", "a,b.com", "*.example.com", "b\xc3\xbc" "cher.example",
+		"2001:db8::1", "a b.com", "a,b.com", "*.example.com", ("b\xc3\xbc" "cher.example"),
 		"exa\tmple.com", "example.com\n",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -236,6 +237,26 @@ START_TEST(mx_match_speed)
 }
 END_TEST
 
+/* a megabyte-long string is rejected after reading a bounded prefix of it */
+START_TEST(huge_input)
+{
+	size_t len = 1024 * 1024;
+	char *big = malloc(len + 1);
+	char out[MTASTS_DOMAIN_MAX];
+
+	ck_assert_ptr_nonnull(big);
+	memset(big, 'a', len);
+	big[len] = '\0';
+	ck_assert(!mtasts_domain_is_valid(big));
+	ck_assert(!mtasts_mx_pattern_is_valid(big));
+	ck_assert(!mtasts_mx_match(big, big));
+	ck_assert(!mtasts_mx_match("*.a", big));
+	ck_assert_int_eq(mtasts_domain_normalize(big, out), MTASTS_ERR_TOO_LARGE);
+	ck_assert_int_eq(mtasts_domain_to_ascii(big, out), MTASTS_ERR_TOO_LARGE);
+	free(big);
+}
+END_TEST
+
 /* Part C item 18: U-labels are converted before any comparison */
 START_TEST(idna_conversion)
 {
@@ -294,6 +315,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, mx_match_invalid_patterns_never_match);
 	tcase_add_test(tc, mx_match_lengths);
 	tcase_add_test(tc, mx_match_speed);
+	tcase_add_test(tc, huge_input);
 	tcase_add_test(tc, idna_conversion);
 	tcase_add_test(tc, idna_too_long);
 	tcase_set_timeout(tc, 30);
