@@ -93,32 +93,21 @@ out:
 }
 
 /* Resolve the policy host through the configured resolver so that libcurl does not use
- * another one; addrs gets "a,b,[v6]" or stays empty. */
+ * another one; addr gets the first address, or stays empty to let libcurl resolve. */
 static void resolve_policy_host(const mtasts_config *config, const char *domain,
-                                char *addrs, size_t addrs_len)
+                                char *addr, size_t addr_len)
 {
 	char host[MTASTS_DOMAIN_MAX + 16];
 	mtasts_strv list = { 0 };
 	mtasts_dns *dns = NULL;
-	size_t used = 0;
 
-	addrs[0] = '\0';
+	addr[0] = '\0';
 	if (!config->dns_servers || !*config->dns_servers)
 		return;   /* the system resolver is the configured one: let libcurl use it */
 	snprintf(host, sizeof(host), "mta-sts.%s", domain);
-	if (mtasts_dns_new(config->dns_servers, 5000, &dns) || mtasts_dns_addrs(dns, host, &list))
-		goto out;
-	for (size_t i = 0; i < list.n; i++) {
-		int n = snprintf(addrs + used, addrs_len - used, "%s%s%s%s", used ? "," : "",
-		                 strchr(list.v[i], ':') ? "[" : "", list.v[i],
-		                 strchr(list.v[i], ':') ? "]" : "");
-		if (n < 0 || (size_t)n >= addrs_len - used) {
-			addrs[used] = '\0';
-			break;
-		}
-		used += (size_t)n;
-	}
-out:
+	if (mtasts_dns_new(config->dns_servers, 3000, &dns) == MTASTS_OK &&
+	    mtasts_dns_addrs(dns, host, &list) == MTASTS_OK && list.n > 0)
+		snprintf(addr, addr_len, "%s", list.v[0]);
 	mtasts_strv_clear(&list);
 	mtasts_dns_destroy(&dns);
 }
@@ -130,15 +119,15 @@ static mtasts_status fetch_into(const mtasts_config *config, const char *domain,
 	mtasts_fetch_result fetched = { 0 };
 	mtasts_fetch_options options = { 0 };
 	mtasts_policy *policy = NULL;
-	char addrs[512];
+	char addr[64];
 	char why[MTASTS_REASON_MAX];
 	mtasts_status status;
 
-	resolve_policy_host(config, domain, addrs, sizeof(addrs));
+	resolve_policy_host(config, domain, addr, sizeof(addr));
 	options.timeout_sec = config->fetch_timeout;
 	options.ca_file = config->ca_file;
 	options.proxy = config->proxy;
-	options.resolve_addr = addrs[0] ? addrs : NULL;
+	options.resolve_addr = addr[0] ? addr : NULL;
 	status = mtasts_fetch_global_init();
 	if (status) {
 		set_reason(out, MTASTS_RESULT_STS_POLICY_FETCH_ERROR, "libcurl initialisation failed");

@@ -1,0 +1,377 @@
+#!/bin/bash
+# test-shim-unit.sh - quick checks of libmtasts-shim.so without a real MTA:
+#   1. the library: exports only its hooks, links no libcurl/c-ares/libssl/libidn2;
+#   2. inert in programs not listed in `programs`: same output, same fds, environment untouched;
+#   3. exec re-injection of LD_PRELOAD (and MTASTS_CONFIG) in an active program;
+#   4. the SMTP command scanner and the DNS answer parser (probes compiled from the sources,
+#      including a random-input robustness loop);
+#   5. in a loopback world (dnsmasq, HTTPS policy host, a scripted SMTP server): a probe MTA
+#      that resolves MX + A itself and opens SMTP with connect() or TCP Fast Open, under
+#      enforce / none / mx-mismatch policies fetched by the detached fetcher, plus an SMTP
+#      socket inherited over exec (lazily classified). Checks what reached the server, the
+#      errno the MTA saw, the session log, no SIGCHLD and no fd leaked into the MTA.
+# Needs root (namespaces), cc, dnsmasq, python3. Uses BUILD (absolute build directory).
+source "$(dirname "$0")/../lib/world.sh"
+world_enter "$@"
+
+SHIM=$BUILD/libmtasts-shim.so
+SRC=$(cd "$WORLD_LIB/../.." && pwd)
+CC=${CC:-cc}
+[ -f "$SHIM" ] || { world_not_ok "library built" "$SHIM missing"; world_finish; }
+
+# ---- 1. the library ------------------------------------------------------------------------
+exports=$(nm -D --defined-only "$SHIM" | awk '$2 == "T" || $2 == "W" || $2 == "D" || $2 == "B" {print $3}' | sort | tr '\n' ' ')
+expected=$(printf '%s\n' connect socket write writev send sendto sendmsg close close_range closefrom \
+	dup dup2 dup3 res_search __res_search res_query __res_query res_nsearch res_nquery \
+	res_querydomain res_nquerydomain getaddrinfo gethostbyname2 execve execv execvp execvpe \
+	execl execlp execle fexecve posix_spawn posix_spawnp gnutls_handshake gnutls_record_send \
+	SSL_connect SSL_do_handshake SSL_write SSL_write_ex | sort | tr '\n' ' ')
+[ "$exports" = "$expected" ] && world_ok "exports exactly the hooks" ||
+	world_not_ok "exports exactly the hooks" "got: $exports"
+needed=$(readelf -d "$SHIM" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p' | tr '\n' ' ')
+case $needed in
+*curl*|*cares*|*libssl*|*idn2*|*gnutls*) world_not_ok "links only libc/libcrypto" "$needed" ;;
+*) world_ok "links only libc/libcrypto ($needed)" ;;
+esac
+
+# ---- 2. inert ------------------------------------------------------------------------------
+export MTASTS_LOG=stderr MTASTS_CACHE_DIR=$WORLD/cache MTASTS_FETCHER=$BUILD/mtasts
+unset MTASTS_PROGRAMS MTASTS_CONFIG
+world_check "inert: /bin/true exits 0" env LD_PRELOAD="$SHIM" /bin/true
+a=$(ls -la /etc 2>&1); b=$(LD_PRELOAD=$SHIM ls -la /etc 2>&1)
+[ "$a" = "$b" ] && world_ok "inert: ls output identical" || world_not_ok "inert: ls output identical"
+a=$(python3 -c 'import subprocess,os; print(subprocess.run(["echo","x"],capture_output=True).stdout, sorted(os.listdir("/proc/self/fd")))' 2>&1)
+b=$(LD_PRELOAD=$SHIM python3 -c 'import subprocess,os; print(subprocess.run(["echo","x"],capture_output=True).stdout, sorted(os.listdir("/proc/self/fd")))' 2>&1)
+[ "$a" = "$b" ] && world_ok "inert: python3 output and fds identical" || world_not_ok "inert: python3" "$a / $b"
+a=$(LD_PRELOAD=$SHIM ls /proc/self/fd | tr '\n' ' ')
+b=$(LD_PRELOAD=$SHIM MTASTS_PROGRAMS=ls ls /proc/self/fd | tr '\n' ' ')
+c=$(ls /proc/self/fd | tr '\n' ' ')
+[ "$a" = "$c" ] && [ "$b" = "$c" ] && world_ok "no fd of the shim in inert or active programs ($c)" ||
+	world_not_ok "no fd leak" "plain=$c inert=$a active=$b"
+out=$(LD_PRELOAD=$SHIM bash -c 'exec -c /usr/bin/env' 2>&1)
+[ -z "$out" ] && world_ok "inert: exec keeps an empty environment empty" || world_not_ok "inert exec" "$out"
+
+# ---- 3. exec re-injection ------------------------------------------------------------------
+out=$(LD_PRELOAD=$SHIM MTASTS_PROGRAMS=bash bash -c 'exec -c /usr/bin/env' 2>&1)
+[ "$out" = "LD_PRELOAD=$(readlink -f "$SHIM")" ] && world_ok "active: exec with a wiped environment gets LD_PRELOAD back" ||
+	world_not_ok "active: LD_PRELOAD re-injected" "$out"
+printf 'programs = bash\nlog = stderr\ncache_dir = %s\n' "$WORLD/cache" > "$WORLD/shim.conf"
+out=$(LD_PRELOAD=$SHIM MTASTS_CONFIG=$WORLD/shim.conf bash -c 'exec -c /usr/bin/env' 2>&1 | sort | tr '\n' ' ')
+[ "$out" = "LD_PRELOAD=$(readlink -f "$SHIM") MTASTS_CONFIG=$WORLD/shim.conf " ] &&
+	world_ok "active: MTASTS_CONFIG re-injected with LD_PRELOAD" || world_not_ok "MTASTS_CONFIG re-injected" "$out"
+out=$(LD_PRELOAD="/lib/x86_64-linux-gnu/libc.so.6 $SHIM" MTASTS_PROGRAMS=bash bash -c 'exec /usr/bin/env' 2>&1 | grep '^LD_PRELOAD=')
+[ "$out" = "LD_PRELOAD=/lib/x86_64-linux-gnu/libc.so.6 $SHIM" ] && world_ok "active: an LD_PRELOAD naming the shim is left alone" ||
+	world_not_ok "LD_PRELOAD left alone" "$out"
+out=$(LD_PRELOAD=$SHIM MTASTS_PROGRAMS=bash bash -c 'LD_PRELOAD=/lib/x86_64-linux-gnu/libc.so.6 exec /usr/bin/env' 2>&1 | grep '^LD_PRELOAD=')
+[ "$out" = "LD_PRELOAD=/lib/x86_64-linux-gnu/libc.so.6:$(readlink -f "$SHIM")" ] && world_ok "active: the shim is appended to another LD_PRELOAD" ||
+	world_not_ok "appended to LD_PRELOAD" "$out"
+
+# ---- 4. scanner and DNS parser probes -------------------------------------------------------
+cat > "$WORLD/scan.c" <<'EOC'
+#include <stdio.h>
+#include <string.h>
+#include <stdlib.h>
+#include "smtpscan.h"
+static int fails;
+static void check(const char *what, const char *buf, int line_start, unsigned cmds, const char *rcpts, int unparsed)
+{
+	smtpscan s; char got[2048] = "";
+	memset(&s, 0, sizeof(s)); s.line_start = line_start;
+	smtpscan_feed(&s, buf, strlen(buf));
+	for (int i = 0; i < s.nrcpt; i++) { strcat(got, s.rcpt[i]); strcat(got, " "); }
+	if (s.commands != cmds || strcmp(got, rcpts) != 0 || s.rcpt_unparsed != unparsed) {
+		printf("FAIL %s: cmds %u/%u rcpts '%s'/'%s' unparsed %d/%d\n", what, s.commands, cmds, got, rcpts, s.rcpt_unparsed, unparsed);
+		fails++;
+	}
+}
+int main(void)
+{
+	check("ehlo", "EHLO x\r\n", 1, 0, "", 0);
+	check("starttls quit", "STARTTLS\r\nQUIT\r\n", 1, 0, "", 0);
+	check("mail", "MAIL FROM:<a@b.test>\r\n", 1, SMTP_CMD_MAIL, "", 0);
+	check("lower case", "mail from:<>\r\n", 1, SMTP_CMD_MAIL, "", 0);
+	check("pipelined", "MAIL FROM:<>\r\nRCPT TO:<u@Example.TEST.>\r\nrcpt to:<v@other.test>\r\nDATA\r\n", 1,
+	      SMTP_CMD_MAIL | SMTP_CMD_RCPT | SMTP_CMD_DATA, "example.test other.test ", 0);
+	check("bdat", "BDAT 316 LAST\r\n", 1, SMTP_CMD_BDAT, "", 0);
+	check("not at line start", "MAIL FROM:<>\r\n", 0, 0, "", 0);
+	check("after LF", "X\nRCPT TO:<a@c.test>\r\n", 0, SMTP_CMD_RCPT, "c.test ", 0);
+	check("mailbox is no command", "MAILBOX\r\nDATABASE\r\n", 1, 0, "", 0);
+	check("bare DATA", "DATA", 1, SMTP_CMD_DATA, "", 0);
+	check("source route", "RCPT TO:<@relay.test,@r2.test:joe@final.test>\r\n", 1, SMTP_CMD_RCPT, "final.test ", 0);
+	check("quoted local part", "RCPT TO:<\"a@b\"@q.test>\r\n", 1, SMTP_CMD_RCPT, "q.test ", 0);
+	check("cut RCPT", "RCPT TO:<u@exam", 1, SMTP_CMD_RCPT, "", 1);
+	check("no domain", "RCPT TO:<postmaster>\r\n", 1, SMTP_CMD_RCPT, "", 1);
+	check("literal", "RCPT TO:<u@[127.0.0.1]>\r\n", 1, SMTP_CMD_RCPT, "", 1);
+	check("dup domains", "RCPT TO:<a@d.test>\r\nRCPT TO:<b@D.test>\r\n", 1, SMTP_CMD_RCPT, "d.test ", 0);
+	check("binary", "\x16\x03\x01\x02\x00MAIL", 1, 0, "", 0);
+	/* random input never crashes and stays in bounds */
+	srand(7);
+	for (int i = 0; i < 200000; i++) {
+		char buf[64]; size_t n = (size_t)(rand() % 64);
+		static const char alpha[] = "MAILRCPTODAB :<>@.\r\n-xyz";
+		for (size_t j = 0; j < n; j++) buf[j] = rand() % 3 ? alpha[rand() % (sizeof(alpha) - 1)] : (char)rand();
+		smtpscan s; memset(&s, 0, sizeof(s)); s.line_start = 1;
+		smtpscan_feed(&s, buf, n);
+		if (s.nrcpt > SMTPSCAN_RCPT_MAX) { printf("FAIL bound\n"); return 1; }
+	}
+	printf("%d failures\n", fails);
+	return fails != 0;
+}
+EOC
+if $CC -D_GNU_SOURCE -std=c11 -I"$SRC/include" -I"$SRC/shim" -o "$WORLD/scan" "$WORLD/scan.c" \
+	"$SRC/shim/smtpscan.c" "$SRC/core/domain.c" "$SRC/core/status.c" 2>"$WORLD/scan.err"; then
+	out=$("$WORLD/scan" 2>&1) && world_ok "smtp scanner: commands, pipelining, RCPT domains, random input" ||
+		world_not_ok "smtp scanner" "$out"
+else
+	world_not_ok "smtp scanner probe compiles" "$(cat "$WORLD/scan.err")"
+fi
+
+cat > "$WORLD/dnsp.c" <<'EOC'
+/* dnsobs parser probe: crafted answers and random damage; shim_lock stubs. */
+#include <arpa/inet.h>
+#include <arpa/nameser.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include "dnsobs.h"
+void shim_lock(void); void shim_unlock(void);
+void shim_lock(void) {}
+void shim_unlock(void) {}
+static int fails;
+static unsigned char msg[4096]; static size_t len;
+static void u16(unsigned v) { msg[len++] = (unsigned char)(v >> 8); msg[len++] = (unsigned char)v; }
+static void name(const char *n) { while (*n) { const char *d = strchr(n, '.'); size_t l = d ? (size_t)(d - n) : strlen(n); msg[len++] = (unsigned char)l; memcpy(msg + len, n, l); len += l; n += l; if (*n) n++; } msg[len++] = 0; }
+static void header(unsigned an, unsigned ar) { len = 0; u16(0x1234); u16(0x8180); u16(1); u16(an); u16(0); u16(ar); }
+static void question(const char *q, unsigned type) { name(q); u16(type); u16(1); }
+static void rr_head(unsigned type, unsigned rdlen) { u16(0xc00c); u16(type); u16(1); u16(0); u16(300); u16(rdlen); }
+static void expect(const char *what, const char *ip, const char *want)
+{
+	dnsobs_addr a; dnsobs_pair p[8]; char got[1024] = "";
+	memset(&a, 0, sizeof(a)); a.family = strchr(ip, ':') ? AF_INET6 : AF_INET;
+	inet_pton(a.family, ip, a.bytes);
+	size_t n = dnsobs_candidates(&a, p, 8);
+	for (size_t i = 0; i < n; i++) { strcat(got, p[i].domain); strcat(got, ">"); strcat(got, p[i].host); strcat(got, " "); }
+	if (strcmp(got, want)) { printf("FAIL %s: got '%s' want '%s'\n", what, got, want); fails++; }
+}
+int main(void)
+{
+	char q[254];
+	/* MX example.test -> mx1.example.test (compressed suffix) */
+	header(1, 0); question("example.test", ns_t_mx);
+	rr_head(ns_t_mx, 2 + 6); u16(10); msg[len++] = 3; memcpy(msg + len, "mx1", 3); len += 3; u16(0xc00c);
+	dnsobs_observe(msg, (int)len, q);
+	if (strcmp(q, "example.test")) { printf("FAIL mx qname '%s'\n", q); fails++; }
+	/* A mx1.example.test -> 127.0.0.11 */
+	header(1, 0); question("MX1.example.test.", ns_t_a); rr_head(ns_t_a, 4);
+	msg[len++] = 127; msg[len++] = 0; msg[len++] = 0; msg[len++] = 11;
+	dnsobs_observe(msg, (int)len, q);
+	expect("mx + a", "127.0.0.11", "example.test>mx1.example.test ");
+	/* implicit MX: NODATA for MX of plain.test, then A plain.test via CNAME to host.other.test */
+	header(0, 0); question("plain.test", ns_t_mx); dnsobs_observe(msg, (int)len, q);
+	header(2, 0); question("plain.test", ns_t_a);
+	rr_head(ns_t_cname, 17); name("host.other.test");
+	{ size_t target = len - 17; u16(0xc000 | (unsigned)target); u16(ns_t_a); u16(1); u16(0); u16(60); u16(4);
+	  msg[len++] = 127; msg[len++] = 0; msg[len++] = 0; msg[len++] = 12; }
+	dnsobs_observe(msg, (int)len, q);
+	expect("implicit mx through cname", "127.0.0.12", "plain.test>plain.test ");
+	/* null MX: no implicit MX */
+	header(1, 0); question("nullmx.test", ns_t_mx); rr_head(ns_t_mx, 3); u16(0); msg[len++] = 0;
+	dnsobs_observe(msg, (int)len, q);
+	header(1, 0); question("nullmx.test", ns_t_a); rr_head(ns_t_a, 4);
+	msg[len++] = 127; msg[len++] = 0; msg[len++] = 0; msg[len++] = 13;
+	dnsobs_observe(msg, (int)len, q);
+	expect("null mx", "127.0.0.13", "");
+	/* shared MX host: two domains */
+	header(1, 0); question("second.test", ns_t_mx);
+	rr_head(ns_t_mx, 2 + 18); u16(5); name("mx1.example.test");
+	dnsobs_observe(msg, (int)len, q);
+	expect("shared mx", "127.0.0.11", "example.test>mx1.example.test second.test>mx1.example.test ");
+	/* AAAA */
+	header(1, 0); question("mx1.example.test", ns_t_aaaa); rr_head(ns_t_aaaa, 16);
+	memset(msg + len, 0, 16); msg[len] = 0xfd; msg[len + 15] = 0x10; len += 16;
+	dnsobs_observe(msg, (int)len, q);
+	expect("aaaa", "fd00::10", "example.test>mx1.example.test second.test>mx1.example.test ");
+	/* compression loop and truncation never crash */
+	header(1, 0); question("loop.test", ns_t_mx); rr_head(ns_t_mx, 4); u16(1); u16(0xc000 | (unsigned)(len - 2));
+	dnsobs_observe(msg, (int)len, q);
+	for (size_t cut = 0; cut < len; cut++) dnsobs_observe(msg, (int)cut, q);
+	srand(3);
+	unsigned char base[512]; size_t blen;
+	header(1, 1); question("example.test", ns_t_mx); rr_head(ns_t_mx, 8); u16(1); msg[len++] = 3; memcpy(msg + len, "mx2", 3); len += 3; u16(0xc00c);
+	memcpy(base, msg, len); blen = len;
+	for (int i = 0; i < 300000; i++) {
+		memcpy(msg, base, blen);
+		for (int k = 0; k < 1 + rand() % 4; k++) msg[rand() % blen] = (unsigned char)rand();
+		dnsobs_observe(msg, (int)(rand() % (blen + 1)), q);
+		if (strlen(q) >= sizeof(q)) { printf("FAIL bound\n"); return 1; }
+	}
+	printf("%d failures\n", fails);
+	return fails != 0;
+}
+EOC
+if $CC -D_GNU_SOURCE -std=c11 -I"$SRC/include" -I"$SRC/shim" -o "$WORLD/dnsp" "$WORLD/dnsp.c" \
+	"$SRC/shim/dnsobs.c" "$SRC/core/domain.c" "$SRC/core/status.c" -lresolv 2>"$WORLD/dnsp.err"; then
+	out=$("$WORLD/dnsp" 2>&1) && world_ok "dns parser: MX, implicit MX, CNAME, null MX, shared MX, AAAA, damage" ||
+		world_not_ok "dns parser" "$out"
+else
+	world_not_ok "dns parser probe compiles" "$(cat "$WORLD/dnsp.err")"
+fi
+
+# ---- 5. a probe MTA in a loopback world ----------------------------------------------------
+world_pki >/dev/null && world_cert mta-sts.example.test >/dev/null || world_not_ok "pki"
+dns_args=(--mx-host=example.test,mx1.example.test,10 --host-record=mx1.example.test,127.0.0.11
+	--host-record=mta-sts.example.test,127.0.0.10 --txt-record=_mta-sts.example.test,"v=STSv1; id=1;"
+	--mx-host=open.test,mx1.example.test,10)
+world_dns_start "${dns_args[@]}" || world_not_ok "dnsmasq"
+mkdir -p "$WORLD/www/.well-known"
+policy() { printf 'version: STSv1\nmode: %s\nmx: %s\nmax_age: 86400\n' "$1" "$2" > "$WORLD/www/.well-known/mta-sts.txt"; }
+policy enforce mx1.example.test
+world_https_start 127.0.0.10 mta-sts.example.test "$WORLD/www" || world_not_ok "https"
+
+cat > "$WORLD/smtpd.py" <<'EOC'
+import socket, sys, threading
+log = open(sys.argv[1], "a", buffering=1)
+srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.11", 25)); srv.listen(16)
+def serve(c):
+    c.sendall(b"220 mx1.example.test ESMTP\r\n"); buf = b""
+    while True:
+        try: d = c.recv(4096)
+        except OSError: break
+        if not d: break
+        buf += d
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1); line = line.rstrip(b"\r")
+            log.write(line.decode("latin-1") + "\n")
+            w = line[:4].upper()
+            c.sendall(b"250-mx1\r\n250 PIPELINING\r\n" if w == b"EHLO" else b"354 go\r\n" if w == b"DATA" else b"221 bye\r\n" if w == b"QUIT" else b"250 ok\r\n")
+    c.close()
+while True:
+    c, _ = srv.accept(); threading.Thread(target=serve, args=(c,), daemon=True).start()
+EOC
+world_bg smtpd /usr/bin/python3 "$WORLD/smtpd.py" "$WORLD/smtpd.lines"
+world_wait_tcp 127.0.0.11 25 || world_not_ok "smtp server"
+
+cat > "$WORLD/probe.c" <<'EOC'
+/* probe MTA: probe DOMAIN connect|tfo|fd:N ; prints facts on stdout */
+#include <arpa/inet.h>
+#include <arpa/nameser.h>
+#include <dirent.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <resolv.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+static volatile sig_atomic_t chld;
+static void on_chld(int s) { (void)s; chld++; }
+static int nfds(void) { int n = 0; DIR *d = opendir("/proc/self/fd"); struct dirent *e; while ((e = readdir(d))) n += e->d_name[0] != '.'; closedir(d); return n - 1; }
+static void rd(int fd) { char b[512]; ssize_t n = read(fd, b, sizeof b); (void)n; }
+int main(int argc, char **argv)
+{
+	unsigned char ans[4096]; ns_msg m; ns_rr rr; char mx[256] = "", ip[64] = "";
+	int fd = -1, before = nfds();
+	signal(SIGCHLD, on_chld);
+	if (strncmp(argv[2], "fd:", 3) == 0) {
+		fd = atoi(argv[2] + 3);
+	} else {
+		int n = res_search(argv[1], C_IN, T_MX, ans, sizeof ans);
+		if (n < 0 || ns_initparse(ans, n, &m) < 0 || ns_parserr(&m, ns_s_an, 0, &rr) < 0) { printf("mx lookup failed\n"); return 1; }
+		dn_expand(ans, ans + n, ns_rr_rdata(rr) + 2, mx, sizeof mx);
+		n = res_search(mx, C_IN, T_A, ans, sizeof ans);
+		if (n < 0 || ns_initparse(ans, n, &m) < 0 || ns_parserr(&m, ns_s_an, 0, &rr) < 0) { printf("a lookup failed\n"); return 1; }
+		struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(25) };
+		memcpy(&sa.sin_addr, ns_rr_rdata(rr), 4);
+		inet_ntop(AF_INET, &sa.sin_addr, ip, sizeof ip);
+		fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		int rc = strcmp(argv[2], "tfo") == 0 ? (int)sendto(fd, NULL, 0, MSG_FASTOPEN, (struct sockaddr *)&sa, sizeof sa)
+		                                     : connect(fd, (struct sockaddr *)&sa, sizeof sa);
+		if (rc < 0) { printf("connect: %s\n", strerror(errno)); close(fd); printf("sigchld: %d\nfds: %d %d\n", (int)chld, before, nfds()); return 0; }
+	}
+	rd(fd);
+	if (write(fd, "EHLO probe\r\n", 12) != 12) printf("ehlo: %s\n", strerror(errno)); else rd(fd);
+	char cmd[512];
+	int len = snprintf(cmd, sizeof cmd, "MAIL FROM:<a@sender.test>\r\nRCPT TO:<u@%s>\r\n", argv[1]);
+	ssize_t w = send(fd, cmd, (size_t)len, 0);
+	printf("mail: %s\n", w == len ? "sent" : strerror(errno));
+	if (w == len) { rd(fd); (void)!write(fd, "QUIT\r\n", 6); rd(fd); }
+	close(fd);
+	printf("sigchld: %d\nfds: %d %d\n", (int)chld, before, nfds());
+	return 0;
+}
+EOC
+$CC -D_GNU_SOURCE -std=c11 -o "$WORLD/probe" "$WORLD/probe.c" -lresolv 2>"$WORLD/probe.err" ||
+	world_not_ok "probe compiles" "$(cat "$WORLD/probe.err")"
+cat > "$WORLD/world.conf" <<EOC
+programs = probe
+cache_dir = $WORLD/cache
+ca_file = $WORLD/pki/ca.pem
+fetcher = $BUILD/mtasts
+log = $WORLD/shim.log
+fetch_wait = 5
+txt_recheck = 3600
+EOC
+unset MTASTS_LOG MTASTS_CACHE_DIR MTASTS_FETCHER
+run_probe() { # DOMAIN HOW -> output in $out, new server lines in $lines
+	local before
+	before=$(wc -l < "$WORLD/smtpd.lines" 2>/dev/null || echo 0)
+	out=$(MTASTS_CONFIG=$WORLD/world.conf LD_PRELOAD=$SHIM "$WORLD/probe" "$@" 2>&1)
+	sleep 0.1
+	lines=$(tail -n +$((before + 1)) "$WORLD/smtpd.lines" 2>/dev/null | tr '\n' '|')
+}
+fds_same() { local l; l=$(grep '^fds:' <<< "$out"); set -- $l; [ "$2" = "$3" ]; }
+
+run_probe example.test connect
+if grep -q '^mail: Connection reset by peer' <<< "$out" && [ "$lines" = "EHLO probe|" ]; then
+	world_ok "enforce, no TLS: EHLO passes, MAIL+RCPT refused with ECONNRESET, nothing else reached the server"
+else
+	world_not_ok "enforce, no TLS: MAIL refused" "out=$out lines=$lines"
+fi
+grep -q 'domain=example.test mx=mx1.example.test ip=127.0.0.11 policy=enforce result=starttls-not-supported action=block' "$WORLD/shim.log" &&
+	world_ok "session log line for the block" || world_not_ok "session log line" "$(cat "$WORLD/shim.log")"
+grep -q '^sigchld: 0' <<< "$out" && world_ok "the detached fetcher sent no SIGCHLD to the MTA" || world_not_ok "no SIGCHLD" "$out"
+fds_same && world_ok "no fd leaked into the MTA" || world_not_ok "fd leak" "$out"
+[ -n "$(ls -A "$WORLD/cache" 2>/dev/null)" ] && world_ok "the fetcher filled the cache" || world_not_ok "cache filled"
+
+run_probe example.test tfo
+grep -q '^mail: Connection reset by peer' <<< "$out" && [ "$lines" = "EHLO probe|" ] &&
+	world_ok "enforce over TCP Fast Open: MAIL refused" || world_not_ok "TFO enforce" "out=$out lines=$lines"
+
+run_probe open.test connect
+grep -q '^mail: sent' <<< "$out" && [[ $lines == *"RCPT TO:<u@open.test>"* ]] &&
+	world_ok "domain without policy sharing the MX: transparent" || world_not_ok "no-policy domain" "out=$out lines=$lines"
+
+# lazily classified: the socket is opened by an inert shell and inherited over exec
+out=$(MTASTS_CONFIG=$WORLD/world.conf LD_PRELOAD=$SHIM bash -c 'exec 3<>/dev/tcp/127.0.0.11/25; exec '"$WORLD"'/probe example.test fd:3' 2>&1)
+grep -q '^mail: Connection reset by peer' <<< "$out" && world_ok "inherited SMTP socket: RCPT TO an enforce domain refused" ||
+	world_not_ok "lazy classification" "$out"
+
+# mx mismatch: a new policy id and body; the stale cache entry is refreshed in the background
+policy enforce '*.elsewhere.test'
+world_dns_restart "${dns_args[@]/id=1;/id=2;}" >/dev/null
+rm -rf "$WORLD/cache"; mkdir -p "$WORLD/cache"
+run_probe example.test connect
+grep -q '^connect: Connection refused' <<< "$out" && [ -z "$lines" ] &&
+	world_ok "enforce, MX not in the policy: connect refused (ECONNREFUSED)" || world_not_ok "mx mismatch" "out=$out lines=$lines"
+grep -q 'result=validation-failure action=block reason=mx-mismatch' "$WORLD/shim.log" &&
+	world_ok "mx mismatch logged as validation-failure" || world_not_ok "mx mismatch log"
+
+policy none mx1.example.test
+world_dns_restart "${dns_args[@]/id=1;/id=3;}" >/dev/null
+rm -rf "$WORLD/cache"; mkdir -p "$WORLD/cache"
+run_probe example.test connect
+grep -q '^mail: sent' <<< "$out" && [[ $lines == *"MAIL FROM"* ]] && world_ok "mode none: transparent" ||
+	world_not_ok "mode none" "out=$out lines=$lines"
+
+# the shim's machinery broken (fetcher missing, no cache): transparent, and it says why
+sed -i "s|^fetcher = .*|fetcher = /nonexistent/mtasts|" "$WORLD/world.conf"
+rm -rf "$WORLD/cache"
+run_probe example.test connect
+grep -q '^mail: sent' <<< "$out" && grep -q 'not executable' "$WORLD/shim.log" &&
+	world_ok "fetcher missing and no cached policy: transparent, logged" || world_not_ok "broken machinery" "$out"
+
+world_finish
