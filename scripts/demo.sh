@@ -26,7 +26,7 @@ fi
 world_enter "$@"
 . "$src/tests/e2e/lib-exim.sh"
 
-say() { printf '\n\033[1m%s\033[0m\n' "$*"; }
+say() { if [ -t 1 ]; then printf '\n\033[1m%s\033[0m\n' "$*"; else printf '\n%s\n' "$*"; fi; }
 note() { printf '    %s\n' "$@"; }
 show() { sed 's/^/    | /'; }
 last_exim_line() { grep -E " (=>|==|\*\*) user@$1 " "$(sender_log)" | tail -n 1 | sed -E 's/^([^ ]+ [^ ]+) \[[0-9]+\] [^ ]+ /\1 /' | cut -c1-220; }
@@ -63,13 +63,14 @@ done
 say "ACT 1 - the sending Exim WITHOUT the shim"
 note "Exim accepts any certificate and falls back to clear text; MTA-STS means nothing to it."
 shim_off
+e2e_reset
 for d in good.test untrusted.test stripped.test; do
-	e2e_reset
 	send_odf "user@$d"
-	wait_for 5 bash -c "grep -q ' <= ' '$(recv_log good)' '$(recv_log untrusted)' '$(recv_log behindproxy)'" || true
 	note "user@$d:"
 	last_exim_line "$d" | show
 done
+wait_for 5 mbox_at_least untrusted 1
+wait_for 5 mbox_at_least behindproxy 1
 act1_bad=$(( $(mbox_count untrusted) + $(mbox_clear_count behindproxy) ))
 note "=> the impostor got its message, and the stripped one travelled in clear" \
      "   (MAIL FROM seen in clear by the attacker's proxy: $(proxy_clear_mail 127.0.0.13) time(s))."
@@ -82,7 +83,7 @@ send_odf user@good.test
 wait_for 5 mbox_at_least good 1
 note "user@good.test:"; last_exim_line good.test | show
 note "good.test's MX received it as:"
-grep -m1 '^Received: from .* by mx' "$(recv_mbox good)" 2>/dev/null | cut -c1-160 | show
+grep -m1 '^Received: ' "$(recv_mbox good)" 2>/dev/null | cut -c1-160 | show
 send_odf user@untrusted.test
 note "user@untrusted.test:"; last_exim_line untrusted.test | show
 send_odf user@stripped.test

@@ -94,24 +94,24 @@ exim_world_init() {
 	mtasts_conf
 }
 
-# mtasts_conf [EXTRA "key = value" LINES...]: (re)write /etc/mtasts/mtasts.conf for this world
+# mtasts_conf [KEY=VALUE...]: (re)write /etc/mtasts/mtasts.conf for this world; a KEY=VALUE
+# replaces that key's default (an empty VALUE drops the key)
 mtasts_conf() {
+	local -A conf=(
+		[cache_dir]=$WORLD/cache [ca_file]=$WORLD/pki/ca.pem [dns_servers]=127.0.0.1
+		[fetch_timeout]=5 [fetch_wait]=5 [programs]="exim4 exim smtpclient"
+		[fetcher]=$BUILD/mtasts [smtp_ports]=25 [log]=$WORLD/mtasts.log
+		[report_dir]=$WORLD/reports
+	)
+	local kv k
+	for kv in "$@"; do conf[${kv%%=*}]=${kv#*=}; done
 	{
 		echo "# written by tests/e2e/lib-exim.sh for $WORLD"
-		echo "cache_dir = $WORLD/cache"
-		echo "ca_file = $WORLD/pki/ca.pem"
-		echo "dns_servers = 127.0.0.1"
-		echo "fetch_timeout = 5"
-		echo "fetch_wait = 5"
-		echo "programs = exim4 exim smtpclient"
-		echo "fetcher = $BUILD/mtasts"
-		echo "smtp_ports = 25"
-		echo "log = $WORLD/mtasts.log"
-		echo "report_dir = $WORLD/reports"
-		local l; for l in "$@"; do echo "$l"; done
+		for k in $(printf '%s\n' "${!conf[@]}" | sort); do
+			[ -z "${conf[$k]}" ] || echo "$k = ${conf[$k]}"
+		done
 	} > /etc/mtasts/mtasts.conf
 	chmod 644 /etc/mtasts/mtasts.conf
-	[ -z "${MTASTS_CONFIG:-}" ] || export MTASTS_CONFIG=/etc/mtasts/mtasts.conf
 }
 
 # trust_config FILE: list FILE in /etc/exim4/trusted_configs so -C keeps root in Exim's re-execs
@@ -126,8 +126,10 @@ trust_config() {
 # environment, so the library goes where the loader accepts it in secure-execution mode: a copy with
 # the set-user-ID bit bind-mounted over a file of the trusted library directory (mount namespace
 # only), preloaded by that bare name; the shim's execve hook puts LD_PRELOAD back into re-execs.
-SHIM_TRUSTED_DIR=/usr/lib/x86_64-linux-gnu
+# libBrokenLocale.so.1 ships with every glibc and no program here uses it: its path is trusted
 SHIM_TRUSTED_NAME=libBrokenLocale.so.1
+SHIM_TRUSTED_PATH=$(ldconfig -p 2>/dev/null | awk -v n="$SHIM_TRUSTED_NAME" '$1 == n { print $NF; exit }')
+: "${SHIM_TRUSTED_PATH:=/usr/lib/$(uname -m)-linux-gnu/$SHIM_TRUSTED_NAME}"
 shim_on() {
 	if [ ! -f "$SHIM_LIB" ]; then
 		SHIM=(false "shim not built: $SHIM_LIB")
@@ -136,7 +138,7 @@ shim_on() {
 	fi
 	if [ "$SHIM_STATE" != installed ] && [ "$SHIM_STATE" != on ]; then
 		cp "$SHIM_LIB" "$WORLD/shim-suid.so" && chmod 4755 "$WORLD/shim-suid.so" || return 1
-		mount --bind "$WORLD/shim-suid.so" "$SHIM_TRUSTED_DIR/$SHIM_TRUSTED_NAME" || return 1
+		mount --bind "$WORLD/shim-suid.so" "$SHIM_TRUSTED_PATH" || return 1
 	fi
 	SHIM=(env "LD_PRELOAD=$SHIM_TRUSTED_NAME")
 	SHIM_STATE=on
@@ -147,7 +149,7 @@ shim_off() {
 	[ "$SHIM_STATE" = missing ] && SHIM_STATE=off
 	return 0
 }
-# run_shim CMD...: CMD with the shim when it is on
+# run_mta CMD...: CMD with the shim when it is on
 run_mta() { "${SHIM[@]}" "$@"; }
 
 # shim_log_has REGEX: the shim's log has a line matching REGEX (extended)
@@ -174,7 +176,8 @@ exim_receiver() {
 		esac
 		shift
 	done
-	local d=$WORLD/exim/recv-$name conf=$WORLD/exim/recv-$name.conf
+	local d=$WORLD/exim/recv-$name conf=$WORLD/exim/recv-$name.conf advertise='*'
+	[ -z "$notls" ] || advertise=
 	mkdir -p "$d/spool" "$d/log" "$d/box"
 	chown -R Debian-exim:Debian-exim "$d"
 	local iface=$addr
@@ -191,7 +194,7 @@ local_interfaces = <; $iface.$port
 daemon_smtp_ports = $port
 host_lookup =
 rfc1413_hosts =
-tls_advertise_hosts = ${notls:+}${notls:-*}
+tls_advertise_hosts = $advertise
 ${cert:+tls_certificate = $WORLD/pki/$cert.chain.pem}
 ${cert:+tls_privatekey = $WORLD/pki/$cert.key}
 log_selector = +all -arguments
@@ -319,6 +322,9 @@ queue_run_max = 1
 
 begin acl
 acl_rcpt:
+  # send_daemon freezes what it submits, then thaws it all at once (one queue run sees it all)
+  accept condition = \${if exists{$d/freeze}}
+         control = freeze/no_tell
   accept
 
 begin routers
@@ -392,8 +398,12 @@ e2e_stop_exims() {
 	return 0
 }
 
-# send_daemon RCPT...: submit one message per RCPT, all in one SMTP session, to the sender daemon
+# send_daemon RCPT...: submit one message per RCPT, all in one SMTP session, to the sender daemon.
+# They are frozen on arrival and thawed together afterwards, so that one queue run finds them all
+# (deterministic connection reuse, whatever the timing of the daemon's queue runs).
 send_daemon() {
+	local rc ids
+	touch "$WORLD/exim/sender/freeze"
 	"$PY" - "$@" <<'PY'
 import smtplib, sys
 s = smtplib.SMTP("127.0.0.2", 2525, local_hostname="client.test", timeout=10)
@@ -401,6 +411,11 @@ for i, r in enumerate(sys.argv[1:]):
     s.sendmail("sender@sender.test", [r], "From: sender@sender.test\r\nSubject: daemon %d\r\n\r\nhello %d\r\n" % (i, i))
 s.quit()
 PY
+	rc=$?
+	rm -f "$WORLD/exim/sender/freeze"
+	ids=$("$EXIM" -C "$SENDER_CONF" -bp | awk '/^ *[0-9]+[smhd] / { print $3 }')
+	[ -z "$ids" ] || "$EXIM" -C "$SENDER_CONF" -Mt $ids > /dev/null
+	return $rc
 }
 
 # --- DNS and policies ----------------------------------------------------------------------------

@@ -7,7 +7,9 @@
 #      and only there;
 #   4. enforce, receiver without STARTTLS, and a STARTTLS-stripping proxy in front of a good
 #      receiver: deferred;
-#   7. recovery: fix the certificate, run the queue: delivered exactly once, over TLS.
+#   7. recovery: fix the certificate, run the queue: delivered exactly once, over TLS;
+#   and: the shim loaded into Exim while Exim is not in `programs` stays inert (the violation
+#   comes back), which shows the shim-side assertions depend on the shim doing its work.
 # Every scenario first runs as the CONTROL (shim not loaded) and checks that the control shows the
 # violation (delivered to the bad host / in clear), then runs with the shim loaded (exim -odf: the
 # setuid re-exec) and checks the enforced outcome and the shim's log line.
@@ -66,6 +68,7 @@ s3a() {
 	if [ "$1" = control ]; then
 		wait_for 5 mbox_at_least rogue 1
 		check_eq "s3a control: delivered to the MX outside the policy (the violation)" 1 "$(mbox_count rogue)"
+		check_eq "s3a control: the sender considers it delivered (queue empty)" 0 "$(queue_count)"
 	else
 		expect_deferred "s3a shim" 1 rogue
 		check_eq "s3a shim: the disallowed MX saw no connection" 0 "$(recv_connections rogue)"
@@ -83,6 +86,7 @@ s3b() {
 		wait_for 5 mbox_at_least rogue 1
 		check_eq "s3b control: delivered to the preferred MX outside the policy (the violation)" 1 "$(mbox_count rogue)"
 		check_eq "s3b control: nothing at the allowed MX" 0 "$(mbox_count allowed)"
+		check_eq "s3b control: the sender considers it delivered (queue empty)" 0 "$(queue_count)"
 	else
 		expect_delivered_tls "s3b shim" allowed 1
 		check_eq "s3b shim: the disallowed MX accepted nothing" 0 "$(recv_accepted rogue)"
@@ -101,6 +105,7 @@ s4a() {
 	if [ "$1" = control ]; then
 		wait_for 5 mbox_at_least notls 1
 		check_eq "s4a control: delivered in clear (the violation)" 1 "$(mbox_clear_count notls)"
+		check_eq "s4a control: the sender considers it delivered (queue empty)" 0 "$(queue_count)"
 		check_ge "s4a control: the receiver saw transaction commands in clear" 1 "$(recv_clear_cmds notls)"
 	else
 		expect_deferred "s4a shim" 1 notls
@@ -117,6 +122,7 @@ s4b() {
 	if [ "$1" = control ]; then
 		wait_for 5 mbox_at_least behindproxy 1
 		check_eq "s4b control: delivered in clear through the proxy (the violation)" 1 "$(mbox_clear_count behindproxy)"
+		check_eq "s4b control: the sender considers it delivered (queue empty)" 0 "$(queue_count)"
 		check_ge "s4b control: MAIL FROM passed the proxy in clear" 1 "$(proxy_clear_mail 127.0.0.18)"
 	else
 		expect_deferred "s4b shim" 1 behindproxy
@@ -143,6 +149,20 @@ s7() {
 	scenario_end
 }
 
+# the shim loaded into Exim, but Exim is not in `programs`: inert, so the violation comes back
+# (shows that the shim-side assertions above depend on the shim doing its work)
+s_inert() {
+	scenario "inert [shim loaded, programs = smtpclient] enforce, untrusted certificate"
+	mtasts_conf "programs=smtpclient"
+	e2e_reset
+	send_odf user@untrusted.test
+	wait_for 5 mbox_at_least untrusted 1
+	check_eq "inert: delivered to the bad-certificate host as in the control" 1 "$(mbox_count untrusted)"
+	check_eq "inert: the shim logged nothing" "" "$(shim_log_since)"
+	mtasts_conf
+	scenario_end
+}
+
 all_scenarios() {
 	local m=$1
 	s1 "$m"
@@ -162,6 +182,7 @@ echo "# SHIM: the shim is loaded (setuid copy in the trusted directory, LD_PRELO
 if shim_on; then
 	all_scenarios shim
 	s7
+	s_inert
 else
 	not_ok "the shim is built ($SHIM_LIB)"
 fi

@@ -136,6 +136,10 @@ s9() {
 		expect_shim_log "s9 shim a9.test" "mtasts: domain=a9\.test mx=mail\.shared\.test ip=127\.0\.0\.48 policy=enforce result=success action=allow"
 		expect_shim_log "s9 shim c9.test" "mtasts: domain=c9\.test mx=mail\.shared\.test ip=127\.0\.0\.48 policy=testing result=validation-failure action=allow"
 		expect_shim_log "s9 shim b9.test" "mtasts: domain=b9\.test mx=mail\.shared\.test ip=127\.0\.0\.48 policy=enforce result=validation-failure action=block"
+		# known limitation, shown and not asserted: the refused connection for b9 makes Exim record
+		# a host retry for mail.shared.test, so a9's next message waits for the retry time too
+		send_odf user@a9.test
+		echo "# s9 shim, a9 right after b9's block: $(grep -o "== user@a9.test .*" "$(sender_log)" | tail -n 1 | cut -c1-120 || true)"
 	fi
 	# one message for an enforce domain whose MX is allowed and one whose MX is not, both
 	# recipients on one connection: the b9 recipient must never be delivered there

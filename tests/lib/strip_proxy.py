@@ -23,7 +23,7 @@ def log(fh, lock, text):
         fh.flush()
 
 
-def server_to_client(up, down, state):
+def server_to_client(up, down, n, fh, lock):
     """Forward replies, dropping STARTTLS lines from multi-line replies."""
     rf = up.makefile("rb")
     pending = []
@@ -43,10 +43,10 @@ def server_to_client(up, down, state):
             if last[3:4] == b"-":
                 kept[-1] = last[:3] + b" " + last[4:]
             down.sendall(b"".join(kept))
-    except OSError:
-        pass
+            log(fh, lock, "proxy: conn %d server reply: %s" % (n, kept[-1].decode("latin-1").rstrip("\r\n")))
+    except OSError as e:
+        log(fh, lock, "proxy: conn %d server side error: %s" % (n, e))
     finally:
-        state["done"] = True
         for s in (up, down):
             try:
                 s.shutdown(socket.SHUT_RDWR)
@@ -80,11 +80,12 @@ def client_to_server(down, up, n, fh, lock):
     except OSError:
         pass
     finally:
-        for s in (up, down):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        # half-close only: the client may shut down its sending side after a pipelined QUIT
+        # and still wait for the replies, which server_to_client goes on forwarding
+        try:
+            up.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
 
 
 def main():
@@ -112,8 +113,7 @@ def main():
             log(fh, lock, "proxy: conn %d upstream failed: %s" % (n, e))
             down.close()
             continue
-        state = {"done": False}
-        threading.Thread(target=server_to_client, args=(up, down, state), daemon=True).start()
+        threading.Thread(target=server_to_client, args=(up, down, n, fh, lock), daemon=True).start()
         threading.Thread(target=client_to_server, args=(down, up, n, fh, lock), daemon=True).start()
 
 
