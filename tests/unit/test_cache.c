@@ -380,6 +380,15 @@ START_TEST(truncated_at_every_length)
 			ck_assert_int_eq(mtasts_cache_get(cache, "trunc.example", &p), MTASTS_ERR_CORRUPT);
 			ck_assert_ptr_null(p);
 		}
+		/* trailing bytes on disk, including a second end marker */
+		char *tail = malloc(len + 4);
+		memcpy(tail, buf, len);
+		memcpy(tail + len, "end\n", 4);
+		write_file(path, tail, len + 1);
+		ck_assert_int_eq(mtasts_cache_get(cache, "trunc.example", &p), MTASTS_ERR_CORRUPT);
+		write_file(path, tail, len + 4);
+		ck_assert_int_eq(mtasts_cache_get(cache, "trunc.example", &p), MTASTS_ERR_CORRUPT);
+		free(tail);
 		write_file(path, buf, len);
 		ck_assert_int_eq(mtasts_cache_get(cache, "trunc.example", &p), MTASTS_OK);
 		mtasts_cache_entry_destroy(&p);
@@ -606,6 +615,27 @@ START_TEST(symlinks_not_followed)
 	ck_assert_int_eq(stat(outside, &st), 0);
 	ck_assert_int_eq(st.st_size, (off_t)len);
 	mtasts_cache_entry_destroy(&p);
+	/* put never creates through a symlinked bucket directory (openat2 RESOLVE_NO_SYMLINKS) */
+	char bucket[PATH_MAX], moved[PATH_MAX], evil[PATH_MAX], cmd[3 * PATH_MAX];
+	snprintf(bucket, sizeof bucket, "%.*s", (int)(strrchr(path, '/') - path), path);
+	snprintf(moved, sizeof moved, "%s/moved", tmpdir);
+	snprintf(evil, sizeof evil, "%s/evil", tmpdir);
+	ck_assert_int_eq(mkdir(evil, 0755), 0);
+	ck_assert_int_eq(rename(bucket, moved), 0);
+	ck_assert_int_eq(symlink(evil, bucket), 0);
+	ck_assert_int_ne(mtasts_cache_put(cache, e), MTASTS_OK);
+	int lfd = -1;
+	ck_assert_int_ne(mtasts_cache_lock(cache, "sym.example", false, &lfd), MTASTS_OK);
+	ck_assert_int_eq(lfd, -1);
+	snprintf(cmd, sizeof cmd, "test -z \"$(ls -A '%s')\"", evil);
+	ck_assert_int_eq(system(cmd), 0);
+	ck_assert_int_eq(unlink(bucket), 0);
+	ck_assert_int_eq(rename(moved, bucket), 0);
+	/* a FIFO planted under an entry's name must not hang the reader */
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert_int_eq(mkfifo(path, 0644), 0);
+	ck_assert_int_eq(mtasts_cache_get(cache, "sym.example", &p), MTASTS_ERR_CORRUPT);
+	ck_assert_ptr_null(p);
 	/* a file copied under another domain's name is damage, not that domain's policy */
 	char other[PATH_MAX];
 	mtasts_cache_entry *o = make_entry("other.example", NULL, 0);
@@ -622,6 +652,30 @@ END_TEST
 
 /* ---------------------------------------------------------------------------------------- */
 /* directory operations */
+
+START_TEST(failed_put_leaves_no_temp_file)
+{
+	mtasts_cache *cache = open_cache();
+	mtasts_cache_entry *e = make_entry("dir.example", POLICY_A, strlen(POLICY_A)), *p = NULL;
+	char path[PATH_MAX], inner[PATH_MAX + 8], pattern[PATH_MAX + 8];
+	glob_t g;
+
+	ck_assert_int_eq(mtasts_cache_put(cache, e), MTASTS_OK);
+	entry_file("dir.example", path, sizeof path);
+	/* a non-empty directory in the entry's place makes the final rename fail */
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert_int_eq(mkdir(path, 0755), 0);
+	snprintf(inner, sizeof inner, "%s/x", path);
+	write_file(inner, "x", 1);
+	ck_assert_int_eq(mtasts_cache_put(cache, e), MTASTS_ERR_IO);
+	snprintf(pattern, sizeof pattern, "%.*s/@tmp.*", (int)(strrchr(path, '/') - path), path);
+	ck_assert_int_eq(glob(pattern, 0, NULL, &g), GLOB_NOMATCH);
+	ck_assert_int_ne(mtasts_cache_get(cache, "dir.example", &p), MTASTS_OK);
+	ck_assert_ptr_null(p);
+	mtasts_cache_entry_destroy(&e);
+	close_cache(&cache);
+}
+END_TEST
 
 START_TEST(open_and_delete)
 {
@@ -696,7 +750,12 @@ START_TEST(foreach_counts)
 	write_file(junk, "z", 1);
 	struct timespec old[2] = { { .tv_sec = time(NULL) - 7200 }, { .tv_sec = time(NULL) - 7200 } };
 	ck_assert_int_eq(utimensat(AT_FDCWD, stale, old, 0), 0);
-	snprintf(path, sizeof path, "%s/zz.example", dir);
+	/* a directory where an entry would be, in the right bucket */
+	mtasts_cache_entry *z = make_entry("zz.example", NULL, 0);
+	ck_assert_int_eq(mtasts_cache_put(cache, z), MTASTS_OK);
+	mtasts_cache_entry_destroy(&z);
+	entry_file("zz.example", path, sizeof path);
+	ck_assert_int_eq(unlink(path), 0);
 	ck_assert_int_eq(mkdir(path, 0755), 0);
 	snprintf(path, sizeof path, "%s/notabucket", cachedir);
 	ck_assert_int_eq(mkdir(path, 0755), 0);
@@ -961,6 +1020,7 @@ Suite *make_suite(void)
 	tcase_add_test(tc, hostile_domains);
 	tcase_add_test(tc, symlinks_not_followed);
 	tcase_add_test(tc, open_and_delete);
+	tcase_add_test(tc, failed_put_leaves_no_temp_file);
 	tcase_add_test(tc, foreach_counts);
 	tcase_add_test(tc, no_fd_leaks);
 	tcase_add_test(tc, modes_and_cloexec);
