@@ -117,7 +117,8 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/mtasts $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 0755 $(BUILD)/mtasts $(DESTDIR)$(PREFIX)/bin/mtasts
 	install -m 0755 scripts/mtasts-run $(DESTDIR)$(PREFIX)/bin/mtasts-run
-	install -m 0644 man/mtasts.1 $(DESTDIR)$(PREFIX)/share/man/man1/mtasts.1
+	install -m 0755 scripts/mtasts-install $(DESTDIR)$(PREFIX)/bin/mtasts-install
+	install -m 0644 man/mtasts.1 man/mtasts-run.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	[ ! -f $(BUILD)/libmtasts-shim.so ] || install -m 0755 $(BUILD)/libmtasts-shim.so $(DESTDIR)$(PREFIX)/lib/mtasts/
 
 clean:
