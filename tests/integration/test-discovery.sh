@@ -44,6 +44,22 @@ dns() {  # TXT... for _mta-sts.example.test ("-" for none)
 
 requests() { grep -c '^GET ' "$REQS" 2>/dev/null || echo 0; }
 
+# age_fetch DOMAIN SECONDS: make the cached entry's last fetch look SECONDS older (a stand-in
+# for waiting), replacing the file atomically as the cache itself does.
+age_fetch() {
+	python3 - "$WORLD/cache" "$1" "$2" <<'EOF'
+import os, re, sys
+top, domain, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+for root, _, files in os.walk(top):
+    if domain in files:
+        path = os.path.join(root, domain)
+        data = open(path, "rb").read()
+        data = re.sub(rb"fetched_at: (\d+)", lambda m: b"fetched_at: %d" % (int(m.group(1)) - seconds), data)
+        open(path + "@edit", "wb").write(data)
+        os.rename(path + "@edit", path)
+EOF
+}
+
 # expect DESC EXIT [PATTERN-IN-OUTPUT] -- ARGS of mtasts
 expect() {
 	local desc=$1 want=$2 pattern=$3; shift 4
@@ -103,19 +119,7 @@ expect "a malformed TXT record with a cached policy: still the cached one" 0 '"i
 # --- a failing fetch keeps the cached policy and backs off --------------------------------------
 echo "404" > "$DOC/.behaviour"
 dns 'v=STSv1; id=four'
-# make the cached fetch look older than the flap guard
-python3 - "$WORLD/cache" <<'EOF'
-import os, sys, re
-for root, _, files in os.walk(sys.argv[1]):
-    for f in files:
-        if f == "example.test":
-            p = os.path.join(root, f)
-            data = open(p, "rb").read()
-            data = re.sub(rb"fetched_at: (\d+)", lambda m: b"fetched_at: %d" % (int(m.group(1)) - 120), data)
-            tmp = p + ".edit"
-            open(tmp, "wb").write(data)
-            os.rename(tmp, p)
-EOF
+age_fetch example.test 120   # past the 60 s guard against id flapping
 expect "id change with a failing fetch: the failure is said" 0 'cached policy: sts-policy-fetch-error' -- query --json example.test
 expect "...and the cached policy is used" 0 '"id":"two"' -- query --json example.test
 n=$(requests)
@@ -170,17 +174,7 @@ enforce_policy mx1.example.test
 expect "enforce policy cached" 0 '"mode":"enforce"' -- query --json example.test
 printf 'version: STSv1\nmode: none\nmax_age: 86400\n' > "$POLICY"
 dns 'v=STSv1; id=seven'
-python3 - "$WORLD/cache" <<'EOF'
-import os, sys, re
-for root, _, files in os.walk(sys.argv[1]):
-    for f in files:
-        if f == "example.test":
-            p = os.path.join(root, f)
-            data = open(p, "rb").read()
-            data = re.sub(rb"fetched_at: (\d+)", lambda m: b"fetched_at: %d" % (int(m.group(1)) - 120), data)
-            open(p + ".edit", "wb").write(data)
-            os.rename(p + ".edit", p)
-EOF
+age_fetch example.test 120
 expect "mode none replaces the older enforce policy" 0 '"mode":"none"' -- query --json example.test
 printf 'version: STSv1\nmode: testing\nmx: mx1.example.test\nmax_age: 1\n' > "$POLICY"
 "$M" cache flush >/dev/null
