@@ -35,9 +35,8 @@ void conn_clear(conn *c)
 	atomic_store_explicit(&c->kind, KIND_UNKNOWN, memory_order_release);
 	atomic_store(&c->guard, 0);
 	atomic_store(&c->tls, TLS_NONE);
-	atomic_store(&c->line_start, 1);
-	atomic_store(&c->data_seen, 0);
 	atomic_store(&c->blocked, 0);
+	memset(&c->scan, 0, sizeof(c->scan));
 	c->lazy = c->alias = c->logged = c->tls_attempted = false;
 	c->result = MTASTS_RESULT_SUCCESS;
 	c->reason[0] = '\0';
@@ -54,9 +53,8 @@ void conn_copy(conn *to, const conn *from)
 	atomic_store(&to->kind, KIND_UNKNOWN);
 	atomic_store(&to->guard, atomic_load(&from->guard));
 	atomic_store(&to->tls, atomic_load(&from->tls));
-	atomic_store(&to->line_start, atomic_load(&from->line_start));
-	atomic_store(&to->data_seen, atomic_load(&from->data_seen));
 	atomic_store(&to->blocked, atomic_load(&from->blocked));
+	to->scan = from->scan;
 	to->lazy = from->lazy;
 	to->alias = true;
 	to->logged = from->logged;

@@ -5,7 +5,8 @@
  * The table is indexed by fd: chunks of slots mapped on demand with mmap and published with an
  * atomic pointer, never freed, so a lookup takes no lock and allocates nothing (write() from a
  * signal handler stays safe). The fields the write path reads are atomics; the details are
- * written under shim_lock() before `kind` is published with release order.
+ * written under shim_lock() before `kind` is published with release order. An all-zero slot
+ * is a cleared one (KIND_UNKNOWN, nothing known), which is what mmap hands out.
  */
 #ifndef MTASTS_SHIM_CONN_H
 #define MTASTS_SHIM_CONN_H
@@ -16,6 +17,7 @@
 #include "mtasts/policy.h"
 #include "mtasts/status.h"
 #include "mtasts/txt.h"
+#include "smtpscan.h"
 
 #define CONN_MAX_CAND 8
 #define CONN_CHUNK 64
@@ -44,9 +46,9 @@ typedef struct conn {
 	atomic_int kind;
 	atomic_int guard;        /* writes must be inspected for transaction commands */
 	atomic_int tls;          /* TLS_NONE / TLS_UP / TLS_FAILED */
-	atomic_int line_start;   /* the next plaintext byte starts a line */
-	atomic_int data_seen;    /* DATA/BDAT passed the guard: stop inspecting */
 	atomic_int blocked;      /* something was refused on this connection */
+	/* where the SMTP stream is: touched only by the thread writing to the fd (guard path) */
+	smtpscan scan;
 	/* details, under shim_lock() */
 	bool lazy;               /* not seen opened: candidates come from RCPT TO */
 	bool alias;              /* a dup of another slot: does not log */

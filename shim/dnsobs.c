@@ -340,6 +340,7 @@ static bool parse_answer(const unsigned char *msg, size_t len, answer *a)
 	bool valid;
 
 	memset(a, 0, offsetof(answer, rrs));
+	a->n_answer = 0;   /* after rrs: not cleared above, and stale from the previous answer */
 	if (len < 12 || !(msg[2] & 0x80))    /* not a response */
 		return false;
 	a->rcode = msg[3] & 0x0f;
@@ -354,8 +355,10 @@ static bool parse_answer(const unsigned char *msg, size_t len, answer *a)
 	a->qtype = get16(pos);
 	pos += 4;
 	for (unsigned i = 0; i < an && i < DNSOBS_MAX_RR; i++) {
-		if (!take_rr(msg, eom, &pos, a, true))
+		if (!take_rr(msg, eom, &pos, a, true)) {
+			a->n_answer = a->n;
 			return true;   /* keep what was complete */
+		}
 	}
 	a->n_answer = a->n;
 	if (an > DNSOBS_MAX_RR)

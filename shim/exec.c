@@ -126,8 +126,10 @@ static char *const *rewrite(char *const envp[], env_rewrite *out)
 	bool need_config = config_entry[0] && !has_config;
 	if ((!need_preload && !need_config) || n > ENV_REWRITE_MAX)
 		return envp;
+	if (need_preload && old && strlen(old) >= PRELOAD_VALUE_MAX)
+		return envp;   /* never drop the program's own preloads to make room for ours */
 	if (need_preload) {
-		if (old && *old && strlen(old) < PRELOAD_VALUE_MAX)
+		if (old && *old)
 			snprintf(out->preload, sizeof(out->preload), "LD_PRELOAD=%s:%s", old, preload_name);
 		else
 			snprintf(out->preload, sizeof(out->preload), "LD_PRELOAD=%s", preload_name);

@@ -4,8 +4,9 @@
  *
  * Runs once (pthread_once) from the constructor, or from the first hook called before it
  * (another library's constructor can call write() first). The shim becomes active only when
- * the program is listed in `programs`, compared with program_invocation_short_name and with the
- * base name of /proc/self/exe; everywhere else every hook is one branch to the real function.
+ * the program is listed in `programs`, compared with program_invocation_short_name (not in
+ * secure-execution mode, where argv[0] is the caller's) and with the base name of
+ * /proc/self/exe; everywhere else every hook is one branch to the real function.
  * Settings come from mtasts_config_load, which in secure-execution mode reads only the root-owned
  * default file and never the environment.
  */
@@ -134,13 +135,14 @@ static void parse_ports(const char *list)
 		shim_cfg.ports[shim_cfg.nports++] = 25;
 }
 
-/* Which of the program's two names is listed, if any. */
+/* Which of the program's two names is listed, if any. In secure-execution mode argv[0] is the
+ * unprivileged caller's choice (exec /usr/bin/passwd as "exim"): only the executable counts. */
 static bool program_listed(const char *programs)
 {
 	char exe[PATH_MAX];
 	ssize_t n;
 
-	if (word_listed(programs, program_invocation_short_name)) {
+	if (!mtasts_secure_mode() && word_listed(programs, program_invocation_short_name)) {
 		snprintf(shim_cfg.program, sizeof(shim_cfg.program), "%s", program_invocation_short_name);
 		return true;
 	}
@@ -169,8 +171,8 @@ static void init_once_fn(void)
 	mtasts_status status;
 	int active = 0;
 
+	int saved = shim_enter();   /* first: binding (dlsym) may set errno, hooks must pass */
 	(void)shim_real_get();
-	int saved = shim_enter();
 	status = mtasts_config_load(NULL, &config, err, sizeof(err));
 	if (!program_listed(status ? "exim exim4" : config->programs))
 		goto out;

@@ -58,43 +58,96 @@ int socket(int domain, int type, int protocol)
 
 /* ---- the write guard ------------------------------------------------------------------------ */
 
-static int guard(int fd, const struct iovec *iov, int iovcnt)
+/* Before the real call: <0 refuse (errno set), 0 pass, >0 pass and report what was written. */
+static int guard(int fd, const struct iovec *iov, int iovcnt, smtpscan *next)
 {
 	int saved = shim_enter();
-	int verdict = session_guard(fd, iov, iovcnt, false);
-	if (verdict != 0)
+	int verdict = session_guard(fd, iov, iovcnt, false, next);
+	if (verdict < 0)
 		saved = errno;
 	shim_leave(saved);
 	return verdict;
+}
+
+/* After it: the stream advanced by what the kernel took; errno stays the real call's. */
+static ssize_t written(int fd, const struct iovec *iov, int iovcnt, const smtpscan *next,
+                       int verdict, ssize_t rc)
+{
+	if (verdict > 0 && rc > 0) {
+		int saved = shim_enter();
+		session_written(fd, iov, iovcnt, next, (long long)rc);
+		shim_leave(saved);
+	}
+	return rc;
+}
+
+/* The slow paths stay out of line: the hooks' pass-through frames stay small. */
+static __attribute__((noinline)) ssize_t write_guarded(int fd, const void *buf, size_t n)
+{
+	struct iovec iov = { (void *)buf, n };
+	smtpscan next;
+	int verdict = guard(fd, &iov, 1, &next);
+
+	if (verdict < 0)
+		return -1;
+	return written(fd, &iov, 1, &next, verdict, REAL(write)(fd, buf, n));
 }
 
 ssize_t write(int fd, const void *buf, size_t n)
 {
 	if (!shim_engaged() || session_write_is_free(fd, false))
 		return REAL(write)(fd, buf, n);
-	struct iovec iov = { (void *)buf, n };
-	if (guard(fd, &iov, 1) != 0)
+	return write_guarded(fd, buf, n);
+}
+
+static __attribute__((noinline)) ssize_t writev_guarded(int fd, const struct iovec *iov,
+                                                        int iovcnt)
+{
+	smtpscan next;
+	int verdict = guard(fd, iov, iovcnt, &next);
+
+	if (verdict < 0)
 		return -1;
-	return REAL(write)(fd, buf, n);
+	return written(fd, iov, iovcnt, &next, verdict, REAL(writev)(fd, iov, iovcnt));
 }
 
 ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 {
 	if (!shim_engaged() || session_write_is_free(fd, false) || iovcnt <= 0 || iovcnt > IOV_MAX)
 		return REAL(writev)(fd, iov, iovcnt);
-	if (guard(fd, iov, iovcnt) != 0)
+	return writev_guarded(fd, iov, iovcnt);
+}
+
+static __attribute__((noinline)) ssize_t send_guarded(int fd, const void *buf, size_t n,
+                                                      int flags)
+{
+	struct iovec iov = { (void *)buf, n };
+	smtpscan next;
+	int verdict = guard(fd, &iov, 1, &next);
+
+	if (verdict < 0)
 		return -1;
-	return REAL(writev)(fd, iov, iovcnt);
+	return written(fd, &iov, 1, &next, verdict, REAL(send)(fd, buf, n, flags));
 }
 
 ssize_t send(int fd, const void *buf, size_t n, int flags)
 {
 	if (!shim_engaged() || session_write_is_free(fd, false))
 		return REAL(send)(fd, buf, n, flags);
+	return send_guarded(fd, buf, n, flags);
+}
+
+static __attribute__((noinline)) ssize_t sendto_guarded(int fd, const void *buf, size_t n,
+                                                        int flags, const struct sockaddr *addr,
+                                                        socklen_t len)
+{
 	struct iovec iov = { (void *)buf, n };
-	if (guard(fd, &iov, 1) != 0)
+	smtpscan next;
+	int verdict = guard(fd, &iov, 1, &next);
+
+	if (verdict < 0)
 		return -1;
-	return REAL(send)(fd, buf, n, flags);
+	return written(fd, &iov, 1, &next, verdict, REAL(sendto)(fd, buf, n, flags, addr, len));
 }
 
 ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *addr,
@@ -107,12 +160,21 @@ ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockad
 		errno = ECONNREFUSED;
 		return -1;
 	}
-	if (n && buf && !session_write_is_free(fd, false)) {
-		struct iovec iov = { (void *)buf, n };
-		if (guard(fd, &iov, 1) != 0)
-			return -1;
-	}
-	return REAL(sendto)(fd, buf, n, flags, addr, len);
+	if (!n || !buf || session_write_is_free(fd, false))
+		return REAL(sendto)(fd, buf, n, flags, addr, len);
+	return sendto_guarded(fd, buf, n, flags, addr, len);
+}
+
+static __attribute__((noinline)) ssize_t sendmsg_guarded(int fd, const struct msghdr *msg,
+                                                         int flags)
+{
+	smtpscan next;
+	int verdict = guard(fd, msg->msg_iov, (int)msg->msg_iovlen, &next);
+
+	if (verdict < 0)
+		return -1;
+	return written(fd, msg->msg_iov, (int)msg->msg_iovlen, &next, verdict,
+	               REAL(sendmsg)(fd, msg, flags));
 }
 
 ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
@@ -124,10 +186,10 @@ ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 		errno = ECONNREFUSED;
 		return -1;
 	}
-	if (msg->msg_iovlen > 0 && msg->msg_iovlen <= IOV_MAX && !session_write_is_free(fd, false) &&
-	    guard(fd, msg->msg_iov, (int)msg->msg_iovlen) != 0)
-		return -1;
-	return REAL(sendmsg)(fd, msg, flags);
+	if (msg->msg_iovlen == 0 || msg->msg_iovlen > IOV_MAX || !msg->msg_iov ||
+	    session_write_is_free(fd, false))
+		return REAL(sendmsg)(fd, msg, flags);
+	return sendmsg_guarded(fd, msg, flags);
 }
 
 /* ---- closing and duplicating ---------------------------------------------------------------- */
@@ -149,7 +211,10 @@ int close(int fd)
 {
 	if (shim_engaged()) {
 		conn *c = conn_slot(fd, false);
-		if (c && atomic_load_explicit(&c->kind, memory_order_acquire) != KIND_UNKNOWN)
+		int kind = c ? atomic_load_explicit(&c->kind, memory_order_acquire) : KIND_UNKNOWN;
+		if (kind == KIND_OTHER)   /* lock-free: close() is async-signal-safe */
+			atomic_compare_exchange_strong(&c->kind, &kind, KIND_UNKNOWN);
+		else if (kind != KIND_UNKNOWN)
 			finish(fd);
 	}
 	return REAL(close)(fd);

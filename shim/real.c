@@ -77,6 +77,22 @@ void *shim_real_lookup(const char *name)
 	return checked(addr, name);
 }
 
+void *shim_real_lookup_lib(const char *name, const char *const *sonames)
+{
+	void *addr = shim_real_lookup(name);
+
+	for (const char *const *s = sonames; !addr && *s; s++) {
+		void *lib = dlopen(*s, RTLD_LAZY | RTLD_NOLOAD);   /* only if already loaded */
+		if (lib) {
+			addr = dlsym(lib, name);
+			dlclose(lib);
+			if (is_ours(addr))
+				addr = NULL;
+		}
+	}
+	return addr;
+}
+
 /* Versioned lookup: each version in turn, then the unversioned default. */
 static void *lookup_versioned(const char *name, const char *const *versions)
 {

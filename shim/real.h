@@ -60,6 +60,11 @@ const shim_real *shim_real_get(void);
 /* dlsym(RTLD_NEXT, name), aborting loudly when that resolves to the shim itself. */
 void *shim_real_lookup(const char *name);
 
+/* The same for a TLS library function, also found in an already loaded library named by one of
+ * sonames (NULL-terminated) that is outside the global scope: a library loaded RTLD_LOCAL (by
+ * Python's _ssl module, say) still calls our exported hook, and RTLD_NEXT cannot see it. */
+void *shim_real_lookup_lib(const char *name, const char *const *sonames);
+
 /* Write a fixed message to fd 2 with the raw system call and abort. */
 void shim_die(const char *message) __attribute__((noreturn));
 

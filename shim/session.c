@@ -120,22 +120,6 @@ static bool all_block(const conn *c)
 	return true;
 }
 
-/* -1: domain is not a candidate; else 1 when all its candidates block, 0 when one does not. */
-static int domain_blocks(conn *c, const char *domain)
-{
-	int seen = 0;
-
-	for (int i = 0; i < c->ncand; i++) {
-		if (strcmp(c->cand[i].domain, domain) != 0)
-			continue;
-		c->cand[i].rcpt_seen = true;
-		seen = 1;
-		if (!cand_blocks(c, &c->cand[i]))
-			return 0;
-	}
-	return seen ? 1 : -1;
-}
-
 static bool any_guarded(const conn *c)
 {
 	if (c->lazy)
@@ -289,7 +273,7 @@ bool session_open(int fd, const struct sockaddr *sa, socklen_t len)
 	c = conn_slot(fd, true);
 	if (c && atomic_load(&c->kind) == KIND_SMTP && c->port == port &&
 	    memcmp(&c->addr, &addr, sizeof(addr)) == 0)
-		return false;   /* a repeated non-blocking connect() */
+		return atomic_load(&c->blocked) != 0;   /* a repeated connect(): same verdict */
 	if (c && atomic_load(&c->kind) != KIND_UNKNOWN)
 		session_finish(fd);
 	if (!shim_port_is_smtp(port)) {
@@ -366,17 +350,52 @@ static void block_now(int fd, conn *c, const char *what)
 	shutdown(fd, SHUT_RDWR);
 }
 
-/* Judge RCPT domains that are not candidates yet: with the connection's MX hosts, or (a lazy
- * connection) without a host. Lock not held: acquire may wait for a fetch. */
-static void add_rcpt_domains(conn *c, const smtpscan *scan)
+/* Do all of domain's candidates block? -1: domain is not a candidate. Lock held. */
+static int domain_all_block(const conn *c, const char *domain)
+{
+	int seen = 0;
+
+	for (int i = 0; i < c->ncand; i++) {
+		if (strcmp(c->cand[i].domain, domain) != 0)
+			continue;
+		seen = 1;
+		if (!cand_blocks(c, &c->cand[i]))
+			return 0;
+	}
+	return seen ? 1 : -1;
+}
+
+static bool any_blocks(const conn *c)
+{
+	for (int i = 0; i < c->ncand; i++) {
+		if (cand_blocks(c, &c->cand[i]))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Is RCPT TO a domain refused? A candidate domain: when all its candidates block. Another one:
+ * its own policy judged with each of the connection's MX hosts (several domains share MX
+ * hosts) or, on a lazily classified connection, without a host; refused when it blocks with
+ * every one of them. The new candidates are kept while there is room; the verdict does not
+ * depend on the room. Lock not held: the policy lookup may wait for a fetch.
+ */
+static bool rcpt_refused(conn *c, const char *domain)
 {
 	char hosts[CONN_MAX_CAND][MTASTS_DOMAIN_MAX];
-	int nhosts = 0;
-	bool lazy;
+	int nhosts = 0, verdict;
+	bool lazy, refuse = true;
+	shim_policy_view view;
 
 	shim_lock();
-	lazy = c->lazy;
+	verdict = domain_all_block(c, domain);
 	for (int i = 0; i < c->ncand; i++) {
+		if (strcmp(c->cand[i].domain, domain) == 0)
+			c->cand[i].rcpt_seen = true;
+	}
+	lazy = c->lazy;
+	for (int i = 0; i < c->ncand && verdict < 0; i++) {
 		bool dup = false;
 		for (int j = 0; j < nhosts; j++)
 			dup |= strcmp(hosts[j], c->cand[i].host) == 0;
@@ -384,106 +403,142 @@ static void add_rcpt_domains(conn *c, const smtpscan *scan)
 			memcpy(hosts[nhosts++], c->cand[i].host, MTASTS_DOMAIN_MAX);
 	}
 	shim_unlock();
-	for (int r = 0; r < scan->nrcpt; r++) {
-		shim_policy_view view;
-		bool known = false;
-
-		shim_lock();
-		for (int i = 0; i < c->ncand; i++)
-			known |= strcmp(c->cand[i].domain, scan->rcpt[r]) == 0;
-		shim_unlock();
-		if (known || (!lazy && nhosts == 0))
-			continue;
-		shim_policy_acquire(scan->rcpt[r], true, &view);
-		shim_lock();
-		if (nhosts == 0) {
-			if (c->ncand < CONN_MAX_CAND)
-				fill_cand(&c->cand[c->ncand++], scan->rcpt[r], "", &view);
-		}
-		for (int h = 0; h < nhosts && c->ncand < CONN_MAX_CAND; h++) {
-			conn_cand *cand = &c->cand[c->ncand++];
-			fill_cand(cand, scan->rcpt[r], hosts[h], &view);
-			/* the certificate was judged for the host already, whoever asked */
-			for (int i = 0; i < c->ncand - 1; i++) {
-				if (strcmp(c->cand[i].host, hosts[h]) == 0 && c->cand[i].tls_result >= 0) {
-					cand->tls_result = c->cand[i].tls_result;
-					memcpy(cand->tls_reason, c->cand[i].tls_reason, sizeof(cand->tls_reason));
-					break;
-				}
-			}
-			if (cand->tls_result < 0 && atomic_load(&c->tls) == TLS_UP && in_scope(cand)) {
-				cand->tls_result = MTASTS_RESULT_VALIDATION_FAILURE;
-				snprintf(cand->tls_reason, sizeof(cand->tls_reason),
-				         "certificate not checked for %s", hosts[h]);
+	if (verdict >= 0)
+		return verdict == 1;
+	if (!lazy && nhosts == 0)
+		return false;   /* not guarded: nothing links this address to any MX lookup */
+	shim_policy_acquire(domain, true, &view);
+	shim_lock();
+	for (int h = 0; h < (nhosts ? nhosts : 1); h++) {
+		conn_cand cand;
+		fill_cand(&cand, domain, nhosts ? hosts[h] : "", &view);
+		cand.rcpt_seen = true;
+		/* the certificate was judged for the host already, whoever asked */
+		for (int i = 0; i < c->ncand && nhosts; i++) {
+			if (strcmp(c->cand[i].host, hosts[h]) == 0 && c->cand[i].tls_result >= 0) {
+				cand.tls_result = c->cand[i].tls_result;
+				memcpy(cand.tls_reason, c->cand[i].tls_reason, sizeof(cand.tls_reason));
+				break;
 			}
 		}
-		shim_unlock();
-		shim_policy_view_clear(&view);
+		if (cand.tls_result < 0 && atomic_load(&c->tls) == TLS_UP && in_scope(&cand)) {
+			cand.tls_result = MTASTS_RESULT_VALIDATION_FAILURE;
+			snprintf(cand.tls_reason, sizeof(cand.tls_reason), "certificate not checked for %s",
+			         nhosts ? hosts[h] : domain);
+		}
+		refuse &= cand_blocks(c, &cand);
+		if (c->ncand < CONN_MAX_CAND)
+			c->cand[c->ncand++] = cand;
 	}
+	shim_unlock();
+	shim_policy_view_clear(&view);
+	return refuse;
 }
 
-int session_guard(int fd, const struct iovec *iov, int iovcnt, bool tls_plaintext)
+typedef struct guard_ctx {
+	conn *c;
+	const char *what;
+	int commands;
+} guard_ctx;
+
+/* One command of the stream (smtpscan_fn): non-zero refuses the whole write. */
+static int judge_command(void *arg, const smtpscan_event *ev)
+{
+	guard_ctx *g = arg;
+	conn *c = g->c;
+	bool refuse = false;
+
+	g->commands++;
+	if (ev->cmd == SMTP_CMD_RCPT && ev->rcpt == SMTPSCAN_RCPT_DOMAIN) {
+		if (rcpt_refused(c, ev->domain))
+			g->what = "RCPT TO an enforce domain refused";
+		return g->what != NULL;
+	}
+	shim_lock();
+	switch (ev->cmd) {
+	case SMTP_CMD_RCPT:
+		/* no domain (<postmaster>, a literal) carries no policy; an unreadable one might */
+		if (ev->rcpt == SMTPSCAN_RCPT_BAD && (c->lazy || any_blocks(c))) {
+			refuse = true;
+			g->what = "RCPT TO an unreadable domain refused";
+		}
+		break;
+	case SMTP_CMD_MAIL:
+		if (all_block(c)) {
+			refuse = true;
+			g->what = "transaction command refused";
+		}
+		break;
+	default:   /* DATA, BDAT: also after a recipient whose domain blocks (pipelined) */
+		refuse = all_block(c);
+		for (int i = 0; i < c->ncand && !refuse; i++)
+			refuse = c->cand[i].rcpt_seen && domain_all_block(c, c->cand[i].domain) == 1;
+		if (refuse)
+			g->what = "message data refused";
+		break;
+	}
+	shim_unlock();
+	return refuse;
+}
+
+int session_guard(int fd, const struct iovec *iov, int iovcnt, bool tls_plaintext,
+                  smtpscan *next)
 {
 	conn *c = conn_slot(fd, true);
-	smtpscan scan_buf;   /* about 2 KiB */
-	smtpscan *scan;
-	int kind;
-	bool refuse = false;
-	const char *what = NULL;
+	guard_ctx g = { c, NULL, 0 };
+	int kind, stop = 0;
 
 	if (!c)
 		return 0;
 	kind = atomic_load_explicit(&c->kind, memory_order_acquire);
 	if (kind == KIND_UNKNOWN && !tls_plaintext)
 		kind = classify(fd, c);
-	if (kind != KIND_SMTP || !atomic_load(&c->guard) || atomic_load(&c->data_seen))
+	if (kind != KIND_SMTP || !atomic_load(&c->guard))
 		return 0;
 	if (!tls_plaintext && atomic_load(&c->tls) == TLS_UP)
 		return 0;   /* TLS records */
-	scan = &scan_buf;
-	memset(scan, 0, offsetof(smtpscan, rcpt));
-	scan->rcpt_unparsed = false;
-	scan->line_start = atomic_load(&c->line_start);
-	for (int i = 0; i < iovcnt; i++)
-		smtpscan_feed(scan, iov[i].iov_base, iov[i].iov_len);
-	if (!scan->commands) {
-		atomic_store(&c->line_start, scan->line_start);
-		return 0;
+	if (atomic_load(&c->blocked)) {
+		errno = ECONNRESET;   /* never reaches the peer; no SIGPIPE from the shut socket */
+		return -1;
 	}
-	if (scan->nrcpt)
-		add_rcpt_domains(c, scan);
+	*next = c->scan;
+	for (int i = 0; i < iovcnt && !stop; i++)
+		stop = smtpscan_feed(next, iov[i].iov_base, iov[i].iov_len, judge_command, &g);
+	if (!g.commands)
+		return 1;   /* message data, EHLO, STARTTLS...: no lock */
 	shim_lock();
-	if ((scan->commands & (SMTP_CMD_MAIL | SMTP_CMD_DATA | SMTP_CMD_BDAT)) && all_block(c)) {
-		refuse = true;
-		what = "transaction command refused";
-	}
-	for (int r = 0; r < scan->nrcpt && !refuse; r++) {
-		int b = domain_blocks(c, scan->rcpt[r]);
-		if (b == 1 || (b == -1 && all_block(c))) {
-			refuse = true;
-			what = "RCPT TO an enforce domain refused";
-		}
-	}
-	if (!refuse && (scan->commands & (SMTP_CMD_DATA | SMTP_CMD_BDAT))) {
-		/* DATA after a recipient whose domain blocks (pipelined after a refused RCPT) */
-		for (int i = 0; i < c->ncand && !refuse; i++)
-			refuse = c->cand[i].rcpt_seen && cand_blocks(c, &c->cand[i]);
-		what = "message data refused";
-	}
-	if (refuse) {
-		block_now(fd, c, what);
-	} else {
+	if (stop)
+		block_now(fd, c, g.what ? g.what : "transaction command refused");
+	else
 		note_violations(c);
-		if (scan->commands & (SMTP_CMD_DATA | SMTP_CMD_BDAT))
-			atomic_store(&c->data_seen, 1);
-		atomic_store(&c->line_start, scan->line_start);
-	}
 	shim_unlock();
-	if (refuse) {
+	if (stop) {
 		errno = ECONNRESET;
 		return -1;
 	}
-	return 0;
+	return 1;
+}
+
+void session_written(int fd, const struct iovec *iov, int iovcnt, const smtpscan *next,
+                     long long written)
+{
+	conn *c = conn_slot(fd, false);
+	long long total = 0;
+
+	if (!c || written <= 0)
+		return;
+	for (int i = 0; i < iovcnt; i++)
+		total += (long long)iov[i].iov_len;
+	if (written >= total) {
+		c->scan = *next;
+		return;
+	}
+	/* a short write: the stream advanced by what left, the rest comes again */
+	for (int i = 0; i < iovcnt && written > 0; i++) {
+		size_t n = (long long)iov[i].iov_len < written ? iov[i].iov_len : (size_t)written;
+		smtpscan_feed(&c->scan, iov[i].iov_base, n, NULL, NULL);
+		written -= (long long)n;
+	}
 }
 
 /* ---- closing, dup --------------------------------------------------------------------------- */
@@ -491,8 +546,13 @@ int session_guard(int fd, const struct iovec *iov, int iovcnt, bool tls_plaintex
 void session_finish(int fd)
 {
 	conn *c = conn_slot(fd, false);
+	int other = KIND_OTHER;
 
 	if (!c || atomic_load(&c->kind) == KIND_UNKNOWN)
+		return;
+	/* not a connection: nothing to log, nothing but the kind to clear, no lock (close() may be
+	 * called from a signal handler) */
+	if (atomic_compare_exchange_strong(&c->kind, &other, KIND_UNKNOWN))
 		return;
 	shim_lock();
 	if (atomic_load(&c->kind) == KIND_SMTP)
@@ -528,12 +588,16 @@ static conn *smtp_conn(int fd)
 
 bool session_tls_start(int fd, char host[MTASTS_DOMAIN_MAX])
 {
-	conn *c = smtp_conn(fd);
+	conn *c = conn_slot(fd, true);
 	const conn_cand *pick = NULL;
 
 	host[0] = '\0';
+	if (c && atomic_load_explicit(&c->kind, memory_order_acquire) == KIND_UNKNOWN)
+		classify(fd, c);
+	c = smtp_conn(fd);
 	if (!c)
 		return false;
+	memset(&c->scan, 0, sizeof(c->scan));   /* the SMTP session starts over inside TLS */
 	shim_lock();
 	c->tls_attempted = true;
 	for (int k = 0; k < 3 && !pick; k++) {
@@ -647,6 +711,16 @@ int session_tls_done(int fd, bool version_ok, const unsigned char *const *chain,
 	}
 	shim_unlock();
 	return rc;
+}
+
+void session_tls_unjudged(int fd)
+{
+	conn *c = smtp_conn(fd);
+	int none = TLS_NONE;
+
+	/* its records must not be read as commands; no candidate counts it as verified */
+	if (c)
+		atomic_compare_exchange_strong(&c->tls, &none, TLS_UP);
 }
 
 void session_tls_error(int fd)

@@ -49,17 +49,25 @@ static struct {
 } gt;
 static pthread_once_t gt_once = PTHREAD_ONCE_INIT;
 
+/* The real function: RTLD_NEXT, or in the library itself when it was loaded RTLD_LOCAL. */
+static void *gt_sym(const char *name)
+{
+	static const char *const sonames[] = { "libgnutls.so.30", NULL };
+
+	return shim_real_lookup_lib(name, sonames);
+}
+
 static void gt_bind(void)
 {
-	*(void **)&gt.handshake = shim_real_lookup("gnutls_handshake");
-	*(void **)&gt.record_send = shim_real_lookup("gnutls_record_send");
-	*(void **)&gt.get_int2 = shim_real_lookup("gnutls_transport_get_int2");
-	*(void **)&gt.name_get = shim_real_lookup("gnutls_server_name_get");
-	*(void **)&gt.name_set = shim_real_lookup("gnutls_server_name_set");
-	*(void **)&gt.protocol = shim_real_lookup("gnutls_protocol_get_version");
-	*(void **)&gt.cert_type = shim_real_lookup("gnutls_certificate_type_get");
-	*(void **)&gt.peers = shim_real_lookup("gnutls_certificate_get_peers");
-	*(void **)&gt.is_fatal = shim_real_lookup("gnutls_error_is_fatal");
+	*(void **)&gt.handshake = gt_sym("gnutls_handshake");
+	*(void **)&gt.record_send = gt_sym("gnutls_record_send");
+	*(void **)&gt.get_int2 = gt_sym("gnutls_transport_get_int2");
+	*(void **)&gt.name_get = gt_sym("gnutls_server_name_get");
+	*(void **)&gt.name_set = gt_sym("gnutls_server_name_set");
+	*(void **)&gt.protocol = gt_sym("gnutls_protocol_get_version");
+	*(void **)&gt.cert_type = gt_sym("gnutls_certificate_type_get");
+	*(void **)&gt.peers = gt_sym("gnutls_certificate_get_peers");
+	*(void **)&gt.is_fatal = gt_sym("gnutls_error_is_fatal");
 }
 
 static bool gt_complete(void)
@@ -133,12 +141,36 @@ int gnutls_handshake(gnutls_session_t session)
 	rc = gt.handshake(session);   /* inside the shim: its own writes pass straight through */
 	saved = errno;
 	if (rc == 0) {
-		if (session_tls_wanted(fd) && judge(session, fd) != 0)
+		if (!session_tls_wanted(fd))
+			session_tls_unjudged(fd);
+		else if (judge(session, fd) != 0)
 			rc = GTLS_E_CERTIFICATE_ERROR;
 	} else if (gt.is_fatal(rc)) {
 		session_tls_error(fd);
 	}
 	shim_leave(saved);
+	return rc;
+}
+
+/* Plaintext into a session on a guarded connection (the slow path). */
+static __attribute__((noinline)) ssize_t record_send_guarded(gnutls_session_t session, int fd,
+                                                             const void *data, size_t size)
+{
+	struct iovec iov = { (void *)data, size };
+	smtpscan next;
+	int saved = shim_enter();
+	int verdict = session_guard(fd, &iov, 1, true, &next);
+	ssize_t rc;
+
+	shim_leave(saved);
+	if (verdict < 0)
+		return GTLS_E_PUSH_ERROR;
+	rc = gt.record_send(session, data, size);
+	if (verdict > 0 && rc > 0) {
+		saved = shim_enter();
+		session_written(fd, &iov, 1, &next, (long long)rc);
+		shim_leave(saved);
+	}
 	return rc;
 }
 
@@ -152,13 +184,7 @@ ssize_t gnutls_record_send(gnutls_session_t session, const void *data, size_t si
 	if (!shim_engaged() || !gt.get_int2)
 		return gt.record_send(session, data, size);
 	fd = session_fd(session);
-	if (!session_write_is_free(fd, true)) {
-		struct iovec iov = { (void *)data, size };
-		int saved = shim_enter();
-		int verdict = session_guard(fd, &iov, 1, true);
-		shim_leave(saved);
-		if (verdict != 0)
-			return GTLS_E_PUSH_ERROR;
-	}
-	return gt.record_send(session, data, size);
+	if (session_write_is_free(fd, true) || !data || !size)
+		return gt.record_send(session, data, size);
+	return record_send_guarded(session, fd, data, size);
 }

@@ -46,18 +46,27 @@ static struct {
 } os;
 static pthread_once_t os_once = PTHREAD_ONCE_INIT;
 
+/* The real function: RTLD_NEXT, or in the library itself when it was loaded RTLD_LOCAL. */
+static void *os_sym(const char *name)
+{
+	/* only the OpenSSL the shim's libcrypto belongs to: X509 objects are shared with it */
+	static const char *const sonames[] = { "libssl.so.3", NULL };
+
+	return shim_real_lookup_lib(name, sonames);
+}
+
 static void os_bind(void)
 {
-	*(void **)&os.connect = shim_real_lookup("SSL_connect");
-	*(void **)&os.do_handshake = shim_real_lookup("SSL_do_handshake");
-	*(void **)&os.write = shim_real_lookup("SSL_write");
-	*(void **)&os.write_ex = shim_real_lookup("SSL_write_ex");
-	*(void **)&os.get_fd = shim_real_lookup("SSL_get_wfd");
-	*(void **)&os.is_server = shim_real_lookup("SSL_is_server");
-	*(void **)&os.ctrl = shim_real_lookup("SSL_ctrl");
-	*(void **)&os.servername = shim_real_lookup("SSL_get_servername");
-	*(void **)&os.version = shim_real_lookup("SSL_version");
-	*(void **)&os.chain = shim_real_lookup("SSL_get_peer_cert_chain");
+	*(void **)&os.connect = os_sym("SSL_connect");
+	*(void **)&os.do_handshake = os_sym("SSL_do_handshake");
+	*(void **)&os.write = os_sym("SSL_write");
+	*(void **)&os.write_ex = os_sym("SSL_write_ex");
+	*(void **)&os.get_fd = os_sym("SSL_get_wfd");
+	*(void **)&os.is_server = os_sym("SSL_is_server");
+	*(void **)&os.ctrl = os_sym("SSL_ctrl");
+	*(void **)&os.servername = os_sym("SSL_get_servername");
+	*(void **)&os.version = os_sym("SSL_version");
+	*(void **)&os.chain = os_sym("SSL_get_peer_cert_chain");
 }
 
 static bool os_complete(void)
@@ -120,7 +129,9 @@ static int handshake(SSL *ssl, int (*real)(SSL *))
 	rc = real(ssl);
 	saved = errno;
 	if (rc == 1) {
-		if (session_tls_wanted(fd) && judge(ssl, fd) != 0) {
+		if (!session_tls_wanted(fd)) {
+			session_tls_unjudged(fd);
+		} else if (judge(ssl, fd) != 0) {
 			refuse_on_queue();
 			rc = -1;
 		}
@@ -148,42 +159,71 @@ int SSL_do_handshake(SSL *ssl)
 	return handshake(ssl, os.do_handshake);
 }
 
-/* Plaintext into a TLS session that the shim failed: the MTA ignored the handshake error. */
-static bool write_refused(SSL *ssl, const void *buf, size_t num)
-{
+/* Plaintext into a session on a guarded connection: judged before, remembered after. */
+typedef struct tls_write {
 	int fd;
-	bool refused = false;
+	int verdict;           /* of session_guard; 0: nothing to remember */
+	struct iovec iov;
+	smtpscan next;
+} tls_write;
 
+static bool write_refused(SSL *ssl, const void *buf, size_t num, tls_write *w)
+{
+	int saved;
+
+	w->verdict = 0;
 	if (!shim_engaged() || !os_complete())
 		return false;
-	fd = os.get_fd(ssl);
-	if (fd >= 0 && !session_write_is_free(fd, true)) {
-		struct iovec iov = { (void *)buf, num };
+	w->fd = os.get_fd(ssl);
+	if (w->fd < 0 || session_write_is_free(w->fd, true))
+		return false;
+	w->iov.iov_base = (void *)buf;
+	w->iov.iov_len = num;
+	saved = shim_enter();
+	w->verdict = session_guard(w->fd, &w->iov, 1, true, &w->next);
+	if (w->verdict < 0)
+		refuse_on_queue();
+	shim_leave(saved);
+	return w->verdict < 0;
+}
+
+static void write_done(const tls_write *w, size_t sent)
+{
+	if (w->verdict > 0 && sent > 0) {
 		int saved = shim_enter();
-		refused = session_guard(fd, &iov, 1, true) != 0;
-		if (refused)
-			refuse_on_queue();
+		session_written(w->fd, &w->iov, 1, &w->next, (long long)sent);
 		shim_leave(saved);
 	}
-	return refused;
 }
 
 int SSL_write(SSL *ssl, const void *buf, int num)
 {
+	tls_write w;
+	int rc;
+
 	pthread_once(&os_once, os_bind);
 	if (!os.write)
 		return -1;
-	if (num > 0 && write_refused(ssl, buf, (size_t)num))
+	if (num > 0 && write_refused(ssl, buf, (size_t)num, &w))
 		return -1;
-	return os.write(ssl, buf, num);
+	rc = os.write(ssl, buf, num);
+	if (num > 0 && rc > 0)
+		write_done(&w, (size_t)rc);
+	return rc;
 }
 
 int SSL_write_ex(SSL *ssl, const void *buf, size_t num, size_t *written)
 {
+	tls_write w;
+	int rc;
+
 	pthread_once(&os_once, os_bind);
 	if (!os.write_ex)
 		return 0;
-	if (num > 0 && write_refused(ssl, buf, num))
+	if (num > 0 && write_refused(ssl, buf, num, &w))
 		return 0;
-	return os.write_ex(ssl, buf, num, written);
+	rc = os.write_ex(ssl, buf, num, written);
+	if (num > 0 && rc == 1 && written)
+		write_done(&w, *written);
+	return rc;
 }

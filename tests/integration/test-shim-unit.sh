@@ -8,8 +8,10 @@
 #   5. in a loopback world (dnsmasq, HTTPS policy host, a scripted SMTP server): a probe MTA
 #      that resolves MX + A itself and opens SMTP with connect() or TCP Fast Open, under
 #      enforce / none / mx-mismatch policies fetched by the detached fetcher, plus an SMTP
-#      socket inherited over exec (lazily classified). Checks what reached the server, the
-#      errno the MTA saw, the session log, no SIGCHLD and no fd leaked into the MTA.
+#      socket inherited over exec (lazily classified), commands cut across writes and iovecs,
+#      a second transaction after a message on one connection. Checks what reached the server,
+#      the errno the MTA saw, the session log, no SIGCHLD and no fd leaked into the MTA;
+#   6. secure-execution mode: argv[0] does not activate the shim, only the bare name is put back.
 # Needs root (namespaces), cc, dnsmasq, python3. Uses BUILD (absolute build directory).
 source "$(dirname "$0")/../lib/world.sh"
 world_enter "$@"
@@ -68,59 +70,123 @@ out=$(LD_PRELOAD=$SHIM MTASTS_PROGRAMS=bash bash -c 'LD_PRELOAD=/lib/x86_64-linu
 
 # ---- 4. scanner and DNS parser probes -------------------------------------------------------
 cat > "$WORLD/scan.c" <<'EOC'
+/* smtpscan probe: each case is a stream cut into writes ("|" separates them); the events are
+ * printed as "<write index>:<command>[=<domain>|=-|=?]" (- no domain, ? unreadable). */
 #include <stdio.h>
 #include <string.h>
 #include <stdlib.h>
 #include "smtpscan.h"
-static int fails;
-static void check(const char *what, const char *buf, int line_start, unsigned cmds, const char *rcpts, int unparsed)
+static int fails, part;
+static char got[4096];
+static int on_event(void *ctx, const smtpscan_event *ev)
 {
-	smtpscan s; char got[2048] = "";
-	memset(&s, 0, sizeof(s)); s.line_start = line_start;
-	smtpscan_feed(&s, buf, strlen(buf));
-	for (int i = 0; i < s.nrcpt; i++) { strcat(got, s.rcpt[i]); strcat(got, " "); }
-	if (s.commands != cmds || strcmp(got, rcpts) != 0 || s.rcpt_unparsed != unparsed) {
-		printf("FAIL %s: cmds %u/%u rcpts '%s'/'%s' unparsed %d/%d\n", what, s.commands, cmds, got, rcpts, s.rcpt_unparsed, unparsed);
+	const char *name = ev->cmd == SMTP_CMD_MAIL ? "MAIL" : ev->cmd == SMTP_CMD_RCPT ? "RCPT" :
+	                   ev->cmd == SMTP_CMD_DATA ? "DATA" : "BDAT";
+	char one[300];
+	(void)ctx;
+	if (ev->cmd != SMTP_CMD_RCPT)
+		snprintf(one, sizeof one, "%d:%s ", part, name);
+	else
+		snprintf(one, sizeof one, "%d:RCPT=%s ", part, ev->rcpt == SMTPSCAN_RCPT_DOMAIN ? ev->domain :
+		         ev->rcpt == SMTPSCAN_RCPT_NONE ? "-" : "?");
+	strncat(got, one, sizeof(got) - strlen(got) - 1);
+	return 0;
+}
+static void check(const char *what, const char *stream, const char *want)
+{
+	static smtpscan s;
+	char copy[8192];
+	memset(&s, 0, sizeof(s));
+	got[0] = '\0';
+	part = 0;
+	snprintf(copy, sizeof copy, "%s", stream);
+	for (char *p = copy, *bar; p; p = bar ? bar + 1 : NULL, part++) {
+		bar = strchr(p, '|');
+		smtpscan_feed(&s, p, bar ? (size_t)(bar - p) : strlen(p), on_event, NULL);
+	}
+	if (strcmp(got, want) != 0) {
+		printf("FAIL %s: got '%s' want '%s'\n", what, got, want);
 		fails++;
 	}
 }
 int main(void)
 {
-	check("ehlo", "EHLO x\r\n", 1, 0, "", 0);
-	check("starttls quit", "STARTTLS\r\nQUIT\r\n", 1, 0, "", 0);
-	check("mail", "MAIL FROM:<a@b.test>\r\n", 1, SMTP_CMD_MAIL, "", 0);
-	check("lower case", "mail from:<>\r\n", 1, SMTP_CMD_MAIL, "", 0);
-	check("pipelined", "MAIL FROM:<>\r\nRCPT TO:<u@Example.TEST.>\r\nrcpt to:<v@other.test>\r\nDATA\r\n", 1,
-	      SMTP_CMD_MAIL | SMTP_CMD_RCPT | SMTP_CMD_DATA, "example.test other.test ", 0);
-	check("bdat", "BDAT 316 LAST\r\n", 1, SMTP_CMD_BDAT, "", 0);
-	check("not at line start", "MAIL FROM:<>\r\n", 0, 0, "", 0);
-	check("after LF", "X\nRCPT TO:<a@c.test>\r\n", 0, SMTP_CMD_RCPT, "c.test ", 0);
-	check("mailbox is no command", "MAILBOX\r\nDATABASE\r\n", 1, 0, "", 0);
-	check("bare DATA", "DATA", 1, SMTP_CMD_DATA, "", 0);
-	check("source route", "RCPT TO:<@relay.test,@r2.test:joe@final.test>\r\n", 1, SMTP_CMD_RCPT, "final.test ", 0);
-	check("quoted local part", "RCPT TO:<\"a@b\"@q.test>\r\n", 1, SMTP_CMD_RCPT, "q.test ", 0);
-	check("cut RCPT", "RCPT TO:<u@exam", 1, SMTP_CMD_RCPT, "", 1);
-	check("no domain", "RCPT TO:<postmaster>\r\n", 1, SMTP_CMD_RCPT, "", 1);
-	check("literal", "RCPT TO:<u@[127.0.0.1]>\r\n", 1, SMTP_CMD_RCPT, "", 1);
-	check("dup domains", "RCPT TO:<a@d.test>\r\nRCPT TO:<b@D.test>\r\n", 1, SMTP_CMD_RCPT, "d.test ", 0);
-	check("binary", "\x16\x03\x01\x02\x00MAIL", 1, 0, "", 0);
-	/* random input never crashes and stays in bounds */
+	char big[6000];
+	check("ehlo starttls quit", "EHLO x\r\nSTARTTLS\r\nQUIT\r\n", "");
+	check("mail", "MAIL FROM:<a@b.test>\r\n", "0:MAIL ");
+	check("lower case", "mail from:<>\r\n", "0:MAIL ");
+	check("pipelined", "MAIL FROM:<>\r\nRCPT TO:<u@Example.TEST.>\r\nrcpt to:<v@other.test>\r\nDATA\r\n",
+	      "0:MAIL 0:RCPT=example.test 0:RCPT=other.test 0:DATA ");
+	check("split MA|IL", "EHLO x\r\nMA|IL FROM:<>\r\n", "1:MAIL ");
+	check("split one byte at a time", "R|C|P|T| |T|O|:|<|u|@|d|.|t|e|s|t|>|\r|\n|D|A|T|A|\r|\n",
+	      "17:RCPT=d.test 24:DATA ");
+	check("split MAIL|<space>", "MAIL| FROM:<>\r\n", "1:MAIL ");
+	check("split RCPT domain", "RCPT TO:<u@exam|ple.test>\r\n", "1:RCPT=example.test ");
+	check("split after the line start", "EHLO x\r|\nMAIL FROM:<>\r\n", "1:MAIL ");
+	check("not at line start", "X-MAIL FROM:<>\r\n", "");
+	check("leading blanks", "  MAIL FROM:<>\r\n", "0:MAIL ");
+	check("mailbox is no command", "MAILBOX\r\nDATABASE\r\n", "");
+	check("bare DATA then CRLF", "DATA|\r\n", "1:DATA ");
+	check("source route", "RCPT TO:<@relay.test,@r2.test:joe@final.test>\r\n", "0:RCPT=final.test ");
+	check("quoted local part", "RCPT TO:<\"a@b\"@q.test>\r\n", "0:RCPT=q.test ");
+	check("quoted local part with a space", "RCPT TO:<\"john doe\"@enforce.test>\r\n", "0:RCPT=enforce.test ");
+	check("quoted '>' and escape", "RCPT TO:<\"a>\\\"b\"@q.test> NOTIFY=NEVER\r\n", "0:RCPT=q.test ");
+	check("unbracketed", "RCPT TO:u@bare.test SIZE=1\r\n", "0:RCPT=bare.test ");
+	check("no domain", "RCPT TO:<postmaster>\r\n", "0:RCPT=- ");
+	check("literal", "RCPT TO:<u@[127.0.0.1]>\r\n", "0:RCPT=- ");
+	check("unreadable domain", "RCPT TO:<u@b\xc3\xa4" "d.test>\r\n", "0:RCPT=? ");
+	check("malformed RCPT", "RCPT FOR:<u@d.test>\r\n", "0:RCPT=? ");
+	check("unclosed bracket", "RCPT TO:<u@open.test\r\n", "0:RCPT=open.test ");
+	check("binary", "\x16\x03\x01\x02\x00MAIL", "");
+	check("ten domains in one write",
+	      "RCPT TO:<a@d1.test>\r\nRCPT TO:<a@d2.test>\r\nRCPT TO:<a@d3.test>\r\nRCPT TO:<a@d4.test>\r\n"
+	      "RCPT TO:<a@d5.test>\r\nRCPT TO:<a@d6.test>\r\nRCPT TO:<a@d7.test>\r\nRCPT TO:<a@d8.test>\r\n"
+	      "RCPT TO:<a@d9.test>\r\nRCPT TO:<a@d10.test>\r\n",
+	      "0:RCPT=d1.test 0:RCPT=d2.test 0:RCPT=d3.test 0:RCPT=d4.test 0:RCPT=d5.test 0:RCPT=d6.test "
+	      "0:RCPT=d7.test 0:RCPT=d8.test 0:RCPT=d9.test 0:RCPT=d10.test ");
+	/* message data is not commands; the next transaction is */
+	check("body lines are no commands, second transaction seen",
+	      "MAIL FROM:<>\r\nRCPT TO:<a@one.test>\r\nDATA\r\n|Received: x\r\n\r\nMAIL FROM: the boss\r\n"
+	      "RCPT TO:<x@body.test>\r\n..dot-stuffed\r\n.\r\n|MAIL FROM:<>\r\nRCPT TO:<b@two.test>\r\nDATA\r\n",
+	      "0:MAIL 0:RCPT=one.test 0:DATA 2:MAIL 2:RCPT=two.test 2:DATA ");
+	check("end of data split across writes", "DATA\r\n|Subject: x\r\n\r\nbody\r|\n.|\r|\nRSET\r\nMAIL FROM:<>\r\n",
+	      "0:DATA 4:MAIL ");
+	check("'.x' does not end the data", "DATA\r\nReceived: x\r\n.x\r\nMAIL FROM:<>\r\n", "0:DATA ");
+	check("empty message", "DATA\r\n.\r\nMAIL FROM:<>\r\n", "0:DATA 0:MAIL ");
+	check("DATA refused by the server, next transaction", "DATA\r\n|RSET\r\nMAIL FROM:<>\r\nRCPT TO:<u@n.test>\r\n",
+	      "0:DATA 1:MAIL 1:RCPT=n.test ");
+	check("DATA refused, MAIL split", "DATA\r\n|MA|IL FROM:<>\r\n", "0:DATA 2:MAIL ");
+	check("BDAT chunk skipped by size", "BDAT 27\r\nMAIL FROM:<>\r\nRCPT TO:<x>\r\nMAIL FROM:<>\r\n",
+	      "0:BDAT 0:MAIL ");
+	check("BDAT chunk across writes", "BDAT 22 LAST\r\n|MAIL FROM:<>\r\n|RCPT TO:|MAIL FROM:<>\r\n",
+	      "0:BDAT 3:MAIL ");
+	check("BDAT 0 LAST", "BDAT 0 LAST\r\nMAIL FROM:<>\r\n", "0:BDAT 0:MAIL ");
+	memset(big, 'x', sizeof big - 1); big[sizeof big - 1] = 0;
+	memcpy(big, "RCPT TO:<", 9);
+	check("overlong RCPT line: unreadable once the kept head is full", big, "0:RCPT=? ");
+	memcpy(big + 3000, "@d.test>\r\n", 10);
+	check("overlong RCPT path", big, "0:RCPT=? ");
+	/* random input never crashes, and a stream cut anywhere gives the same events */
 	srand(7);
 	for (int i = 0; i < 200000; i++) {
-		char buf[64]; size_t n = (size_t)(rand() % 64);
-		static const char alpha[] = "MAILRCPTODAB :<>@.\r\n-xyz";
+		char buf[96]; size_t n = (size_t)(rand() % 96);
+		static const char alpha[] = "MAILRCPTODABSEQUI :<>@.\"\\\r\n-xyz0123456789";
 		for (size_t j = 0; j < n; j++) buf[j] = rand() % 3 ? alpha[rand() % (sizeof(alpha) - 1)] : (char)rand();
-		smtpscan s; memset(&s, 0, sizeof(s)); s.line_start = 1;
-		smtpscan_feed(&s, buf, n);
-		if (s.nrcpt > SMTPSCAN_RCPT_MAX) { printf("FAIL bound\n"); return 1; }
+		static smtpscan s1, s2; static char whole[4096];
+		memset(&s1, 0, sizeof s1); memset(&s2, 0, sizeof s2);
+		got[0] = 0; smtpscan_feed(&s1, buf, n, on_event, NULL); snprintf(whole, sizeof whole, "%s", got);
+		got[0] = 0;
+		for (size_t j = 0; j < n; j++) smtpscan_feed(&s2, buf + j, 1, on_event, NULL);
+		/* byte by byte: the same events */
+		if (strcmp(whole, got) != 0) { printf("FAIL cut stream: '%s' vs '%s'\n", whole, got); return 1; }
 	}
 	printf("%d failures\n", fails);
 	return fails != 0;
 }
 EOC
-if $CC -D_GNU_SOURCE -std=c11 -I"$SRC/include" -I"$SRC/shim" -o "$WORLD/scan" "$WORLD/scan.c" \
+if $CC -D_GNU_SOURCE -std=c11 -Wall -Wextra -I"$SRC/include" -I"$SRC/shim" -o "$WORLD/scan" "$WORLD/scan.c" \
 	"$SRC/shim/smtpscan.c" "$SRC/core/domain.c" "$SRC/core/status.c" 2>"$WORLD/scan.err"; then
-	out=$("$WORLD/scan" 2>&1) && world_ok "smtp scanner: commands, pipelining, RCPT domains, random input" ||
+	out=$("$WORLD/scan" 2>&1) && world_ok "smtp scanner: split commands, pipelining, RCPT domains, message data, BDAT, random input" ||
 		world_not_ok "smtp scanner" "$out"
 else
 	world_not_ok "smtp scanner probe compiles" "$(cat "$WORLD/scan.err")"
@@ -223,7 +289,31 @@ world_pki >/dev/null && world_cert mta-sts.example.test >/dev/null || world_not_
 dns_args=(--mx-host=example.test,mx1.example.test,10 --host-record=mx1.example.test,127.0.0.11
 	--host-record=mta-sts.example.test,127.0.0.10 --txt-record=_mta-sts.example.test,"v=STSv1; id=1;"
 	--mx-host=open.test,mx1.example.test,10)
+shared=(); for i in 1 2 3 4 5 6 7 8 9; do dns_args+=(--mx-host=s$i.test,mx1.example.test,10); shared+=(s$i.test); done
 world_dns_start "${dns_args[@]}" || world_not_ok "dnsmasq"
+# TLS in a program whose libssl is loaded RTLD_LOCAL (Python's _ssl module): the hooks must
+# find the real SSL_do_handshake there, inert or active (in-memory handshake, no network)
+cat > "$WORLD/tlsmem.py" <<EOC
+import ssl
+sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+sctx.load_cert_chain("$WORLD/pki/mta-sts.example.test.chain.pem", "$WORLD/pki/mta-sts.example.test.key")
+cctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT); cctx.load_verify_locations("$WORLD/pki/ca.pem")
+ci, co, si, so = ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO()
+c = cctx.wrap_bio(ci, co, server_hostname="mta-sts.example.test"); s = sctx.wrap_bio(si, so, server_side=True)
+for _ in range(10):
+    for obj in (c, s):
+        try: obj.do_handshake()
+        except ssl.SSLWantReadError: pass
+    si.write(co.read()); ci.write(so.read())
+c.write(b"hello"); si.write(co.read()); print(s.read().decode())
+EOC
+out=$(python3 "$WORLD/tlsmem.py" 2>&1 | tail -1)
+a=$(LD_PRELOAD=$SHIM python3 "$WORLD/tlsmem.py" 2>&1 | tail -1)
+b=$(LD_PRELOAD=$SHIM MTASTS_PROGRAMS=python3 python3 "$WORLD/tlsmem.py" 2>&1 | tail -1)
+[ "$out" = hello ] && [ "$a" = hello ] && [ "$b" = hello ] &&
+	world_ok "TLS through a libssl loaded RTLD_LOCAL (python3 ssl) works with the shim inert and active" ||
+	world_not_ok "python3 ssl with the shim" "plain=$out inert=$a active=$b"
+
 mkdir -p "$WORLD/www/.well-known"
 policy() { printf 'version: STSv1\nmode: %s\nmx: %s\nmax_age: 86400\n' "$1" "$2" > "$WORLD/www/.well-known/mta-sts.txt"; }
 policy enforce mx1.example.test
@@ -254,7 +344,13 @@ world_bg smtpd /usr/bin/python3 "$WORLD/smtpd.py" "$WORLD/smtpd.lines"
 world_wait_tcp 127.0.0.11 25 || world_not_ok "smtp server"
 
 cat > "$WORLD/probe.c" <<'EOC'
-/* probe MTA: probe DOMAIN connect|tfo|fd:N ; prints facts on stdout */
+/* probe MTA: probe DOMAIN connect|tfo|fd:N [SCRIPT [DOMAIN...]] ; prints facts on stdout.
+ * The extra DOMAINs' MX are looked up first (domains sharing the MX host). SCRIPT, after EHLO:
+ *   plain      MAIL + RCPT TO:<u@DOMAIN> in one send
+ *   split      "MA", then "IL FROM:..." (a command cut across two writes)
+ *   splitrcpt  MAIL, then RCPT TO:<u@DOMAIN> cut across three iovecs of one writev
+ *   second     a whole transaction to the first extra domain whose message holds command-like
+ *              lines, then MAIL + RCPT TO:<u@DOMAIN> on the same connection */
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
 #include <dirent.h>
@@ -266,16 +362,27 @@ cat > "$WORLD/probe.c" <<'EOC'
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 static volatile sig_atomic_t chld;
 static void on_chld(int s) { (void)s; chld++; }
 static int nfds(void) { int n = 0; DIR *d = opendir("/proc/self/fd"); struct dirent *e; while ((e = readdir(d))) n += e->d_name[0] != '.'; closedir(d); return n - 1; }
 static void rd(int fd) { char b[512]; ssize_t n = read(fd, b, sizeof b); (void)n; }
+static int say(int fd, const char *step, const char *text)
+{
+	ssize_t w = send(fd, text, strlen(text), 0);
+	printf("%s: %s\n", step, w == (ssize_t)strlen(text) ? "sent" : strerror(errno));
+	if (w > 0) rd(fd);
+	return w == (ssize_t)strlen(text);
+}
 int main(int argc, char **argv)
 {
-	unsigned char ans[4096]; ns_msg m; ns_rr rr; char mx[256] = "", ip[64] = "";
+	unsigned char ans[4096]; ns_msg m; ns_rr rr; char mx[256] = "", ip[64] = "", cmd[512];
+	const char *script = argc > 3 ? argv[3] : "plain";
 	int fd = -1, before = nfds();
 	signal(SIGCHLD, on_chld);
+	signal(SIGPIPE, SIG_IGN);
+	for (int i = 4; i < argc; i++) (void)res_search(argv[i], C_IN, T_MX, ans, sizeof ans);
 	if (strncmp(argv[2], "fd:", 3) == 0) {
 		fd = atoi(argv[2] + 3);
 	} else {
@@ -294,11 +401,31 @@ int main(int argc, char **argv)
 	}
 	rd(fd);
 	if (write(fd, "EHLO probe\r\n", 12) != 12) printf("ehlo: %s\n", strerror(errno)); else rd(fd);
-	char cmd[512];
-	int len = snprintf(cmd, sizeof cmd, "MAIL FROM:<a@sender.test>\r\nRCPT TO:<u@%s>\r\n", argv[1]);
-	ssize_t w = send(fd, cmd, (size_t)len, 0);
-	printf("mail: %s\n", w == len ? "sent" : strerror(errno));
-	if (w == len) { rd(fd); (void)!write(fd, "QUIT\r\n", 6); rd(fd); }
+	if (strcmp(script, "split") == 0) {
+		printf("ma: %s\n", write(fd, "MA", 2) == 2 ? "sent" : strerror(errno));
+		say(fd, "mail", "IL FROM:<a@sender.test>\r\n");
+	} else if (strcmp(script, "splitrcpt") == 0) {
+		if (say(fd, "mail", "MAIL FROM:<a@sender.test>\r\n")) {
+			char dom[300];
+			snprintf(dom, sizeof dom, "PT TO:<u@%s>\r\n", argv[1]);
+			struct iovec iov[3] = { { "RC", 2 }, { dom, 11 }, { dom + 11, strlen(dom) - 11 } };
+			ssize_t w = writev(fd, iov, 3);
+			printf("rcpt: %s\n", w == (ssize_t)(2 + strlen(dom)) ? "sent" : strerror(errno));
+		}
+	} else if (strcmp(script, "second") == 0) {
+		snprintf(cmd, sizeof cmd, "MAIL FROM:<a@sender.test>\r\nRCPT TO:<u@%s>\r\nDATA\r\n", argc > 4 ? argv[4] : "x.test");
+		if (say(fd, "first", cmd)) {
+			snprintf(cmd, sizeof cmd, "Received: x\r\n\r\nMAIL FROM:<b@body.test>\r\nRCPT TO:<v@%s>\r\n..\r\n.\r\n", argv[1]);
+			if (say(fd, "body", cmd)) {
+				usleep(200000);   /* let the server log the message before the connection dies */
+				snprintf(cmd, sizeof cmd, "MAIL FROM:<a@sender.test>\r\nRCPT TO:<u@%s>\r\n", argv[1]);
+				say(fd, "second", cmd);
+			}
+		}
+	} else {
+		snprintf(cmd, sizeof cmd, "MAIL FROM:<a@sender.test>\r\nRCPT TO:<u@%s>\r\n", argv[1]);
+		if (say(fd, "mail", cmd)) { (void)!write(fd, "QUIT\r\n", 6); rd(fd); }
+	}
 	close(fd);
 	printf("sigchld: %d\nfds: %d %d\n", (int)chld, before, nfds());
 	return 0;
@@ -345,6 +472,31 @@ run_probe open.test connect
 grep -q '^mail: sent' <<< "$out" && [[ $lines == *"RCPT TO:<u@open.test>"* ]] &&
 	world_ok "domain without policy sharing the MX: transparent" || world_not_ok "no-policy domain" "out=$out lines=$lines"
 
+# a command cut across writes or iovecs is still a command
+run_probe example.test connect split
+grep -q '^ma: sent' <<< "$out" && grep -q '^mail: Connection reset by peer' <<< "$out" && [ "$lines" = "EHLO probe|" ] &&
+	world_ok "enforce: \"MA\" then \"IL FROM\" in two writes: refused at the second" || world_not_ok "split MAIL" "out=$out lines=$lines"
+run_probe example.test connect splitrcpt open.test
+grep -q '^mail: sent' <<< "$out" && grep -q '^rcpt: Connection reset by peer' <<< "$out" &&
+	[ "$lines" = "EHLO probe|MAIL FROM:<a@sender.test>|" ] &&
+	world_ok "MX shared with a domain without policy: MAIL passes, RCPT TO the enforce domain cut across iovecs refused" ||
+	world_not_ok "split RCPT in writev" "out=$out lines=$lines"
+# after a message to the other domain, a second transaction on the connection is still guarded,
+# and the message's own command-like lines are not taken for commands
+run_probe example.test connect second open.test
+grep -q '^body: sent' <<< "$out" && grep -q '^second: Connection reset by peer' <<< "$out" &&
+	[[ $lines == *"RCPT TO:<u@open.test>|DATA|Received: x||MAIL FROM:<b@body.test>|RCPT TO:<v@example.test>|..|.|" ]] &&
+	[[ $lines != *"RCPT TO:<u@example.test>"* ]] &&
+	world_ok "second transaction on one connection: RCPT TO the enforce domain refused after a message to another" ||
+	world_not_ok "second transaction" "out=$out lines=$lines"
+
+# more domains share the MX host than a connection keeps candidates: the enforce domain is not
+# among them, its RCPT TO is judged all the same
+run_probe example.test connect plain "${shared[@]}"
+grep -q '^mail: Connection reset by peer' <<< "$out" && [ "$lines" = "EHLO probe|" ] &&
+	world_ok "MX shared by 10 domains (more than the candidates kept): RCPT TO the enforce one refused" ||
+	world_not_ok "candidates full" "out=$out lines=$lines"
+
 # lazily classified: the socket is opened by an inert shell and inherited over exec
 out=$(MTASTS_CONFIG=$WORLD/world.conf LD_PRELOAD=$SHIM bash -c 'exec 3<>/dev/tcp/127.0.0.11/25; exec '"$WORLD"'/probe example.test fd:3' 2>&1)
 grep -q '^mail: Connection reset by peer' <<< "$out" && world_ok "inherited SMTP socket: RCPT TO an enforce domain refused" ||
@@ -373,5 +525,50 @@ rm -rf "$WORLD/cache"
 run_probe example.test connect
 grep -q '^mail: sent' <<< "$out" && grep -q 'not executable' "$WORLD/shim.log" &&
 	world_ok "fetcher missing and no cached policy: transparent, logged" || world_not_ok "broken machinery" "$out"
+
+# ---- 6. secure-execution mode ----------------------------------------------------------------
+# A set-user-ID program run by an unprivileged user, with the shim installed the `mtasts-install
+# suid` way (set-user-ID copy in a trusted directory, preloaded by its bare name). argv[0] is the
+# caller's choice there: it must not activate the shim; the executable's own name does, and the
+# exec hook then puts back the bare name only. Last: overlaying /etc hides the world's resolv.conf.
+cat > "$WORLD/secprobe.c" <<'EOC'
+/* re-execs itself with an empty environment; the child says whether the shim is loaded (the
+ * loader strips LD_PRELOAD from a secure child's environment, so look at the mappings) */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+int main(int argc, char **argv)
+{
+	char line[512], *child[] = { argv[0], "child", 0 }, *envp[] = { 0 };
+	int loaded = 0;
+	FILE *maps;
+	if (argc < 2)
+		return execve("/proc/self/exe", child, envp);
+	maps = fopen("/proc/self/maps", "r");
+	while (maps && fgets(line, sizeof line, maps))
+		loaded |= strstr(line, "libBrokenLocale.so.1") != NULL;
+	printf("%s\n", loaded ? "shim" : "no shim");
+	return 0;
+}
+EOC
+trusted=$(ldconfig -p 2>/dev/null | awk '$1 == "libBrokenLocale.so.1" { print $NF; exit }')
+mkdir -p "$WORLD/etc-up" "$WORLD/etc-work" "$WORLD/sec"
+if [ -n "$trusted" ] && $CC -o "$WORLD/sec/notmta" "$WORLD/secprobe.c" 2>"$WORLD/sec.err" &&
+	cp "$WORLD/sec/notmta" "$WORLD/sec/exim4" && chmod 4755 "$WORLD/sec/notmta" "$WORLD/sec/exim4" &&
+	chmod 755 "$WORLD/sec" && cp "$SHIM" "$WORLD/shim-suid.so" && chmod 4755 "$WORLD/shim-suid.so" &&
+	mount -t overlay overlay -o "lowerdir=/etc,upperdir=$WORLD/etc-up,workdir=$WORLD/etc-work" /etc &&
+	mkdir -p /etc/mtasts && printf 'programs = exim4\nlog = none\ncache_dir = %s\n' "$WORLD/cache" > /etc/mtasts/mtasts.conf &&
+	chmod 644 /etc/mtasts/mtasts.conf && mount --bind "$WORLD/shim-suid.so" "$trusted"; then
+	as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups env -i LD_PRELOAD=libBrokenLocale.so.1 "$@" 2>&1; }
+	out=$(as_nobody "$WORLD/sec/exim4")
+	[ "$out" = "shim" ] &&
+		world_ok "secure mode: a listed set-user-ID program keeps the shim across its re-exec (bare name)" ||
+		world_not_ok "secure mode: listed program" "$out"
+	out=$(as_nobody bash -c "exec -a exim4 $WORLD/sec/notmta")
+	[ "$out" = "no shim" ] && world_ok "secure mode: argv[0] \"exim4\" does not activate the shim in another set-user-ID program" ||
+		world_not_ok "secure mode: argv[0] activates the shim" "$out"
+else
+	world_not_ok "secure-mode set-up" "trusted=$trusted $(cat "$WORLD/sec.err" 2>/dev/null)"
+fi
 
 world_finish
