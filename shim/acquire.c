@@ -44,14 +44,13 @@ static kick kicks[KICK_SLOTS];
 
 /* The cache is opened for each look and closed again: a long-lived descriptor of ours could be
  * closed and reused by the MTA behind our back (Exim closes descriptors it does not know). */
-static mtasts_cache *open_cache(char *why, size_t why_len)
+static mtasts_status open_cache(mtasts_cache **c, char *why, size_t why_len)
 {
-	mtasts_cache *c = NULL;
-	mtasts_status status = mtasts_cache_open(shim_cfg.cache_dir, false, &c);
+	mtasts_status status = mtasts_cache_open(shim_cfg.cache_dir, false, c);
 
 	if (status)
 		snprintf(why, why_len, "cache %s: %s", shim_cfg.cache_dir, mtasts_strerror(status));
-	return c;
+	return status;
 }
 
 /* ---- the detached fetcher ------------------------------------------------------------------- */
@@ -198,22 +197,28 @@ static time_t kick_fetch(const char *domain)
 
 /* ---- cache evaluation ----------------------------------------------------------------------- */
 
-typedef enum { ENTRY_VALID, ENTRY_NEGATIVE_FRESH, ENTRY_NEEDS_FETCH, ENTRY_ERROR } entry_state;
+typedef enum {
+	ENTRY_VALID,
+	ENTRY_NEGATIVE_FRESH,
+	ENTRY_NEEDS_FETCH,
+	ENTRY_ERROR,          /* cache or entry unusable: transparent, the fetcher rewrites it */
+	ENTRY_NOMEM,          /* the entry exists but could not be read into memory */
+} entry_state;
 
 /* Look at the cache once. VALID fills view; NEEDS_FETCH also tells whether the fetch is only a
  * background refresh (a valid policy is there). */
 static entry_state look(const char *domain, time_t since, shim_policy_view *view, bool *refresh)
 {
 	mtasts_cache_entry *entry = NULL;
-	mtasts_cache *c;
+	mtasts_cache *c = NULL;
 	mtasts_status status;
 	time_t now = time(NULL);
 	entry_state state;
 
 	*refresh = false;
-	c = open_cache(view->why, sizeof(view->why));
-	if (!c)
-		return ENTRY_ERROR;
+	status = open_cache(&c, view->why, sizeof(view->why));
+	if (status)
+		return status == MTASTS_ERR_NOMEM ? ENTRY_NOMEM : ENTRY_ERROR;
 	status = mtasts_cache_get(c, domain, &entry);
 	mtasts_cache_close(&c);
 	if (status == MTASTS_ERR_NOT_FOUND) {
@@ -223,7 +228,7 @@ static entry_state look(const char *domain, time_t since, shim_policy_view *view
 	if (status) {
 		snprintf(view->why, sizeof(view->why), "cache entry of %s: %s", domain,
 		         mtasts_strerror(status));
-		return ENTRY_ERROR;
+		return status == MTASTS_ERR_NOMEM ? ENTRY_NOMEM : ENTRY_ERROR;
 	}
 	bool stale = now - entry->txt_checked_at >= shim_cfg.txt_recheck;
 	bool answered = since && (entry->txt_checked_at >= since || entry->fetched_at >= since ||
@@ -231,8 +236,8 @@ static entry_state look(const char *domain, time_t since, shim_policy_view *view
 	if (entry->policy && entry->expires_at > now) {
 		mtasts_policy *copy = NULL;
 		if (mtasts_policy_clone(entry->policy, &copy) != MTASTS_OK) {
-			snprintf(view->why, sizeof(view->why), "out of memory");
-			state = ENTRY_ERROR;
+			snprintf(view->why, sizeof(view->why), "cache entry of %s: out of memory", domain);
+			state = ENTRY_NOMEM;
 			goto out;
 		}
 		view->presence = SHIM_POLICY_PRESENT;
@@ -269,6 +274,12 @@ void shim_policy_acquire(const char *domain, bool wait, shim_policy_view *view)
 
 	memset(view, 0, sizeof(*view));
 	state = look(domain, 0, view, &refresh);
+	if (state == ENTRY_NOMEM) {
+		/* A cached enforce policy must still hold: without memory we cannot tell, so defer. */
+		view->presence = SHIM_POLICY_UNREADABLE;
+		shim_log(MTASTS_LOG_ERROR, "%s: deferring the connection", view->why);
+		return;
+	}
 	if (state == ENTRY_VALID) {
 		if (refresh)
 			kick_fetch(domain);
@@ -288,7 +299,9 @@ void shim_policy_acquire(const char *domain, bool wait, shim_policy_view *view)
 		struct timespec step = { 0, WAIT_STEP_NS };
 		nanosleep(&step, NULL);
 		state = look(domain, since, view, &refresh);
-		if (state == ENTRY_VALID || state == ENTRY_NEGATIVE_FRESH)
+		if (state == ENTRY_NOMEM)
+			view->presence = SHIM_POLICY_UNREADABLE;
+		if (state == ENTRY_VALID || state == ENTRY_NEGATIVE_FRESH || state == ENTRY_NOMEM)
 			return;
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		if (now.tv_sec - start.tv_sec >= shim_cfg.fetch_wait) {

@@ -12,6 +12,9 @@
 typedef enum shim_presence {
 	SHIM_POLICY_ABSENT = 0,   /* no valid policy (none fetched, expired, or cache unusable) */
 	SHIM_POLICY_PRESENT,
+	SHIM_POLICY_UNREADABLE,   /* an entry exists but memory ran out reading it: it may hold an
+	                           * enforce policy, so the connection is treated as enforce with no
+	                           * MX allowed (a temporary failure, never a send in clear) */
 } shim_presence;
 
 typedef struct shim_policy_view {

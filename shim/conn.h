@@ -32,6 +32,8 @@ typedef struct conn_cand {
 	char domain[MTASTS_DOMAIN_MAX];
 	char host[MTASTS_DOMAIN_MAX];   /* MX host; "" for a domain only seen in RCPT TO */
 	bool present;                   /* a valid policy is cached */
+	bool unreadable;                /* the cached entry could not be read (out of memory):
+	                                 * enforce with no MX allowed */
 	mtasts_mode mode;
 	char id[MTASTS_ID_MAX];
 	bool mx_ok;                     /* host matches the policy's mx patterns */

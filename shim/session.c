@@ -82,10 +82,16 @@ static void fill_cand(conn_cand *cand, const char *domain, const char *host,
 	snprintf(cand->domain, sizeof(cand->domain), "%s", domain);
 	snprintf(cand->host, sizeof(cand->host), "%s", host);
 	cand->tls_result = -1;
-	cand->present = view->presence == SHIM_POLICY_PRESENT && view->policy;
-	cand->mode = cand->present ? view->policy->mode : MTASTS_MODE_NONE;
 	snprintf(cand->id, sizeof(cand->id), "%s", view->id);
 	snprintf(cand->why_absent, sizeof(cand->why_absent), "%s", view->why);
+	if (view->presence == SHIM_POLICY_UNREADABLE) {
+		cand->present = cand->unreadable = true;
+		cand->mode = MTASTS_MODE_ENFORCE;
+		cand->mx_ok = false;
+		return;
+	}
+	cand->present = view->presence == SHIM_POLICY_PRESENT && view->policy;
+	cand->mode = cand->present ? view->policy->mode : MTASTS_MODE_NONE;
 	/* an RCPT-only candidate has no MX host to check: the pattern test cannot fail it */
 	cand->mx_ok = !cand->present || !host[0] || mtasts_policy_allows_mx(view->policy, host);
 }
@@ -136,7 +142,10 @@ static bool any_guarded(const conn *c)
 static void cand_failure(const conn *c, const conn_cand *cand, int *result, char *reason,
                          size_t reason_len)
 {
-	if (!cand->mx_ok) {
+	if (cand->unreadable) {
+		*result = MTASTS_RESULT_VALIDATION_FAILURE;
+		snprintf(reason, reason_len, "%s", cand->why_absent);
+	} else if (!cand->mx_ok) {
 		*result = MTASTS_RESULT_VALIDATION_FAILURE;
 		snprintf(reason, reason_len, "mx-mismatch: %s is not in the policy of %s", cand->host,
 		         cand->domain);

@@ -464,6 +464,49 @@ grep -q '^sigchld: 0' <<< "$out" && world_ok "the detached fetcher sent no SIGCH
 fds_same && world_ok "no fd leaked into the MTA" || world_not_ok "fd leak" "$out"
 [ -n "$(ls -A "$WORLD/cache" 2>/dev/null)" ] && world_ok "the fetcher filled the cache" || world_not_ok "cache filled"
 
+# memory runs out inside the shim while an enforce policy is cached: the policy must still hold,
+# so the connection is refused (a temporary failure for the MTA), never let through in clear
+cat > "$WORLD/failmalloc.c" <<'EOC'
+/* once the program opens its first socket (the shim has read its settings by then), every
+ * allocation made by code of libmtasts-shim.so fails, as when memory runs out */
+#include <dlfcn.h>
+#include <errno.h>
+#include <string.h>
+extern void *__libc_malloc(size_t), *__libc_calloc(size_t, size_t), *__libc_realloc(void *, size_t);
+static int armed;
+int socket(int domain, int type, int protocol)
+{
+	static int (*real_socket)(int, int, int);
+	if (!real_socket)
+		real_socket = (int (*)(int, int, int))dlsym(RTLD_NEXT, "socket");
+	armed = 1;
+	return real_socket(domain, type, protocol);
+}
+static int from_shim(const void *caller)
+{
+	Dl_info info;
+	return armed && dladdr(caller, &info) && info.dli_fname && strstr(info.dli_fname, "libmtasts-shim");
+}
+#define FAIL_FROM_SHIM() do { if (from_shim(__builtin_return_address(0))) { errno = ENOMEM; return NULL; } } while (0)
+void *malloc(size_t n) { FAIL_FROM_SHIM(); return __libc_malloc(n); }
+void *calloc(size_t n, size_t m) { FAIL_FROM_SHIM(); return __libc_calloc(n, m); }
+void *realloc(void *p, size_t n) { FAIL_FROM_SHIM(); return __libc_realloc(p, n); }
+EOC
+if $CC -D_GNU_SOURCE -shared -fPIC -o "$WORLD/failmalloc.so" "$WORLD/failmalloc.c" 2>"$WORLD/failmalloc.err"; then
+	before=$(wc -l < "$WORLD/smtpd.lines" 2>/dev/null || echo 0)
+	out=$(MTASTS_CONFIG=$WORLD/world.conf LD_PRELOAD="$SHIM $WORLD/failmalloc.so" "$WORLD/probe" example.test connect 2>&1)
+	sleep 0.1
+	lines=$(tail -n +$((before + 1)) "$WORLD/smtpd.lines" 2>/dev/null | tr '\n' '|')
+	grep -q '^connect: Connection refused' <<< "$out" && [ -z "$lines" ] &&
+		world_ok "out of memory with an enforce policy cached: connection refused, nothing sent" ||
+		world_not_ok "out of memory fails closed" "out=$out lines=$lines"
+	grep -q 'policy=enforce result=validation-failure action=block reason=cache .*out of memory' "$WORLD/shim.log" &&
+		world_ok "out of memory: the block is logged with its reason" ||
+		world_not_ok "out of memory logged" "$(tail -n 3 "$WORLD/shim.log")"
+else
+	world_not_ok "failmalloc.so compiles" "$(cat "$WORLD/failmalloc.err")"
+fi
+
 run_probe example.test tfo
 grep -q '^mail: Connection reset by peer' <<< "$out" && [ "$lines" = "EHLO probe|" ] &&
 	world_ok "enforce over TCP Fast Open: MAIL refused" || world_not_ok "TFO enforce" "out=$out lines=$lines"
