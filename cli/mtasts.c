@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <grp.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -100,9 +102,32 @@ static int load_config(cli *c)
 	return EXIT_OK;
 }
 
+/*
+ * Run as root on a cache directory that belongs to another user (README: the MTA's user, so that
+ * the shim's fetcher can write): become that user first. Otherwise root would create buckets,
+ * entries and temporary files the fetcher can never replace, and every later fetch of a domain
+ * in such a bucket would fail to be kept.
+ */
+static int become_cache_owner(const char *dir)
+{
+	struct stat st;
+
+	if (geteuid() != 0 || stat(dir, &st) != 0 || st.st_uid == 0)
+		return EXIT_OK;
+	if (setgroups(0, NULL) != 0 || setgid(st.st_gid) != 0 || setuid(st.st_uid) != 0) {
+		fprintf(stderr, "mtasts: cannot switch to the owner (uid %ld) of the cache %s: %s\n",
+		        (long)st.st_uid, dir, strerror(errno));
+		return EXIT_INTERNAL;
+	}
+	return EXIT_OK;
+}
+
 static int open_cache(cli *c, bool create, mtasts_cache **cache)
 {
 	int rc = load_config(c);
+	if (rc)
+		return rc;
+	rc = become_cache_owner(c->config->cache_dir);
 	if (rc)
 		return rc;
 	mtasts_status status = mtasts_cache_open(c->config->cache_dir, create, cache);
@@ -127,6 +152,22 @@ static int domain_argument(const char *arg, char out[MTASTS_DOMAIN_MAX])
 		return EXIT_USAGE;
 	}
 	return EXIT_OK;
+}
+
+/*
+ * Reasons quote the network (a Content-Type, a TLS error, a TXT record): print them with every
+ * control character replaced, so that one message stays one line on the operator's terminal.
+ */
+static const char *printable(const char *text, char *buf, size_t len)
+{
+	size_t i = 0;
+
+	for (; text && text[i] && i + 1 < len; i++) {
+		unsigned char ch = (unsigned char)text[i];
+		buf[i] = ch < 0x20 || ch == 0x7f ? '?' : (char)ch;
+	}
+	buf[i] = '\0';
+	return buf;
 }
 
 static void format_time(int64_t when, char *buf, size_t len)
@@ -195,9 +236,9 @@ static int read_input(const char *path, char **buf, size_t *len, size_t limit)
 	if (path && strcmp(path, "-") != 0) {
 		in = fopen(path, "rbe");
 		if (!in) {
-			fprintf(stderr, "mtasts: %s: %s\n", path, strerror(errno));
+			fprintf(stderr, "mtasts: cannot read %s: %s\n", path, strerror(errno));
 			free(data);
-			return EXIT_CHECK_FAILED;
+			return EXIT_USAGE;
 		}
 	}
 	while (got <= limit) {
@@ -206,8 +247,16 @@ static int read_input(const char *path, char **buf, size_t *len, size_t limit)
 			break;
 		got += n;
 	}
+	bool failed = ferror(in) != 0;
+	int saved = errno;
 	if (in != stdin)
 		fclose(in);
+	if (failed) {
+		fprintf(stderr, "mtasts: cannot read %s: %s\n", in == stdin ? "standard input" : path,
+		        strerror(saved));
+		free(data);
+		return EXIT_USAGE;
+	}
 	data[got] = '\0';
 	*buf = data;
 	*len = got;
@@ -273,6 +322,14 @@ static int cmd_verify_cert(cli *c, int argc, char **argv)
 			return rc;
 		ca_file = c->config->ca_file;
 	}
+	if (access(argv[optind], R_OK) != 0) {
+		fprintf(stderr, "mtasts: cannot read %s: %s\n", argv[optind], strerror(errno));
+		return EXIT_USAGE;
+	}
+	if (ca_file && access(ca_file, R_OK) != 0) {
+		fprintf(stderr, "mtasts: cannot read the trust store %s: %s\n", ca_file, strerror(errno));
+		return EXIT_USAGE;
+	}
 	mtasts_status status = mtasts_verifier_new(ca_file, &verifier);
 	if (status) {
 		fprintf(stderr, "mtasts: trust store %s: %s\n", ca_file ? ca_file : "(system)",
@@ -283,7 +340,9 @@ static int cmd_verify_cert(cli *c, int argc, char **argv)
 	                                                    reason, sizeof(reason));
 	mtasts_verifier_destroy(&verifier);
 	if (result != MTASTS_RESULT_SUCCESS) {
-		fprintf(stderr, "%s%s%s\n", mtasts_result_name(result), reason[0] ? ": " : "", reason);
+		char safe[MTASTS_REASON_MAX];
+		fprintf(stderr, "%s%s%s\n", mtasts_result_name(result), reason[0] ? ": " : "",
+		        printable(reason, safe, sizeof(safe)));
 		return EXIT_CHECK_FAILED;
 	}
 	printf("ok\n");
@@ -325,9 +384,9 @@ static void print_entry_text(const mtasts_cache_entry *entry, const char *source
 }
 
 /* Shared by query and fetch: discover, report, map the outcome to an exit code. */
-static int discover_domain(cli *c, const char *arg, bool quiet, bool json)
+static int discover_domain(cli *c, const char *arg, bool quiet, bool json, bool need_cache)
 {
-	char domain[MTASTS_DOMAIN_MAX];
+	char domain[MTASTS_DOMAIN_MAX], why[MTASTS_REASON_MAX];
 	mtasts_discovery found = { 0 };
 	mtasts_cache *cache = NULL;
 	int rc = domain_argument(arg, domain);
@@ -338,12 +397,13 @@ static int discover_domain(cli *c, const char *arg, bool quiet, bool json)
 	if (rc)
 		return rc;
 	mtasts_status status = mtasts_discover(c->config, cache, domain, 0, (int64_t)time(NULL), &found);
+	printable(found.reason, why, sizeof(why));
 	switch (status) {
 	case MTASTS_OK: {
 		const char *source = found.source == MTASTS_SOURCE_NETWORK ? "network" : "cache";
 		if (found.result != MTASTS_RESULT_SUCCESS && !quiet)
 			fprintf(stderr, "mtasts: %s: using the cached policy: %s: %s\n", domain,
-			        mtasts_result_name(found.result), found.reason);
+			        mtasts_result_name(found.result), why);
 		if (!quiet && json)
 			rc = print_json(entry_json(found.entry, source));
 		else if (!quiet)
@@ -353,20 +413,27 @@ static int discover_domain(cli *c, const char *arg, bool quiet, bool json)
 	case MTASTS_ERR_NOT_FOUND:
 	case MTASTS_ERR_DNS_TEMP:
 		if (!quiet)
-			fprintf(stderr, "mtasts: %s: no policy: %s%s\n", domain, found.reason,
+			fprintf(stderr, "mtasts: %s: no policy: %s%s\n", domain, why,
 			        status == MTASTS_ERR_DNS_TEMP ? " (treated as no policy, RFC 8461 §3.1)" : "");
 		rc = EXIT_NO_POLICY;
 		break;
 	case MTASTS_ERR_FETCH:
 		if (!quiet)
 			fprintf(stderr, "mtasts: %s: %s: %s\n", domain, mtasts_result_name(found.result),
-			        found.reason);
+			        why);
 		rc = EXIT_NO_POLICY_FETCHED;
 		break;
 	default:
-		fprintf(stderr, "mtasts: %s: %s\n", domain, mtasts_strerror(status));
+		fprintf(stderr, "mtasts: %s: discovery failed: %s (cache %s)\n", domain,
+		        mtasts_strerror(status), c->config->cache_dir);
 		rc = EXIT_INTERNAL;
 		break;
+	}
+	/* fetch exists to fill the cache for the shim: not being able to is an error */
+	if (need_cache && found.cache_status != MTASTS_OK && rc != EXIT_INTERNAL) {
+		mtasts_log(MTASTS_LOG_ERROR, "%s: the cache %s could not be updated: %s", domain,
+		           c->config->cache_dir, mtasts_strerror(found.cache_status));
+		rc = EXIT_INTERNAL;
 	}
 	mtasts_discovery_clear(&found);
 	mtasts_cache_close(&cache);
@@ -384,7 +451,7 @@ static int cmd_query(cli *c, int argc, char **argv)
 	}
 	if (argc - i != 1)
 		return usage_error("query", "one DOMAIN is needed");
-	return discover_domain(c, argv[i], false, json);
+	return discover_domain(c, argv[i], false, json, false);
 }
 
 static int cmd_fetch(cli *c, int argc, char **argv)
@@ -397,7 +464,7 @@ static int cmd_fetch(cli *c, int argc, char **argv)
 	/* Run by the shim with stderr on /dev/null: say what happened where the operator looks. */
 	if (!isatty(STDERR_FILENO))
 		mtasts_log_open(c->config->log, "mtasts");
-	return discover_domain(c, argv[1], true, false);
+	return discover_domain(c, argv[1], true, false, true);
 }
 
 typedef struct refresh_state {
@@ -416,7 +483,9 @@ static int refresh_one(const char *domain, void *arg)
 
 	if (mtasts_cache_get(state->cache, domain, &entry))
 		return 0;
-	bool due = entry->policy && (state->all ||
+	/* §3.3/§10.2: refresh before expiry. An expired policy is not refreshed: it is gone, and
+	 * the next discovery fetches again if the domain still publishes a record. */
+	bool due = entry->policy && entry->expires_at > state->now && (state->all ||
 	           state->now - entry->fetched_at >= state->config->refresh_interval);
 	mtasts_cache_entry_destroy(&entry);
 	if (!due)
@@ -428,9 +497,9 @@ static int refresh_one(const char *domain, void *arg)
 		state->refreshed++;
 	} else {
 		state->failed++;
-		mtasts_log(MTASTS_LOG_WARNING, "refresh of %s failed: %s: %s", domain,
-		           mtasts_result_name(found.result), found.reason[0] ? found.reason :
-		           mtasts_strerror(status));
+		mtasts_log(MTASTS_LOG_WARNING, "refresh of %s failed, the cached policy stays in force "
+		           "until it expires: %s: %s", domain, mtasts_result_name(found.result),
+		           found.reason[0] ? found.reason : mtasts_strerror(status));
 	}
 	mtasts_discovery_clear(&found);
 	return 0;
@@ -487,16 +556,31 @@ static int list_one(const char *domain, void *arg)
 	return 0;
 }
 
-static int count_one(const char *domain, void *arg)
-{
-	(*(unsigned long *)arg)++;
-	return 0;
-}
+typedef struct flush_state {
+	mtasts_cache *cache;
+	unsigned long deleted, failed;
+} flush_state;
 
 static int delete_one(const char *domain, void *arg)
 {
-	mtasts_cache_delete(arg, domain);
+	flush_state *state = arg;
+	mtasts_status status = mtasts_cache_delete(state->cache, domain);
+
+	if (status == MTASTS_OK) {
+		state->deleted++;
+	} else if (status != MTASTS_ERR_NOT_FOUND) {
+		state->failed++;
+		fprintf(stderr, "mtasts: cannot remove %s: %s (%s)\n", domain, mtasts_strerror(status),
+		        strerror(errno));
+	}
 	return 0;
+}
+
+static int foreach_failed(const mtasts_config *config, mtasts_status status)
+{
+	fprintf(stderr, "mtasts: cannot read the cache %s: %s (%s)\n", config->cache_dir,
+	        mtasts_strerror(status), strerror(errno));
+	return EXIT_INTERNAL;
 }
 
 static int cmd_cache(cli *c, int argc, char **argv)
@@ -512,7 +596,9 @@ static int cmd_cache(cli *c, int argc, char **argv)
 		rc = open_cache(c, false, &cache);
 		if (rc)
 			return rc;
-		mtasts_cache_foreach(cache, list_one, cache);
+		mtasts_status status = mtasts_cache_foreach(cache, list_one, cache);
+		if (status)
+			rc = foreach_failed(c->config, status);
 	} else if (strcmp(action, "show") == 0 && argc == 3) {
 		mtasts_cache_entry *entry = NULL;
 		char *text = NULL;
@@ -531,6 +617,12 @@ static int cmd_cache(cli *c, int argc, char **argv)
 			fprintf(stderr, "mtasts: %s: %s\n", domain, mtasts_strerror(status));
 			rc = status == MTASTS_ERR_NOT_FOUND ? EXIT_NO_POLICY : EXIT_INTERNAL;
 		} else {
+			/* the raw policy body is the policy host's text: no terminal control sequences */
+			for (size_t i = 0; i < len; i++) {
+				unsigned char ch = (unsigned char)text[i];
+				if ((ch < 0x20 && ch != '\n' && ch != '\r' && ch != '\t') || ch == 0x7f)
+					text[i] = '?';
+			}
 			fwrite(text, 1, len, stdout);
 		}
 		free(text);
@@ -546,10 +638,13 @@ static int cmd_cache(cli *c, int argc, char **argv)
 				rc = EXIT_NO_POLICY;
 			}
 		} else {
-			unsigned long count = 0;
-			mtasts_cache_foreach(cache, count_one, &count);
-			mtasts_cache_foreach(cache, delete_one, cache);
-			printf("flushed %lu entries\n", count);
+			flush_state state = { cache, 0, 0 };
+			mtasts_status status = mtasts_cache_foreach(cache, delete_one, &state);
+			printf("flushed %lu entries\n", state.deleted);
+			if (status)
+				rc = foreach_failed(c->config, status);
+			else if (state.failed)
+				rc = EXIT_INTERNAL;
 		}
 	} else {
 		rc = usage_error("cache", "list, show DOMAIN or flush [DOMAIN]");
@@ -625,6 +720,9 @@ int main(int argc, char **argv)
 		} else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
 			c.config_path = argv[i + 1];
 			i += 2;
+		} else if (strcmp(argv[i], "--config") == 0) {
+			fprintf(stderr, "mtasts: --config needs a FILE\n");
+			return EXIT_USAGE;
 		} else if (strncmp(argv[i], "--config=", 9) == 0) {
 			c.config_path = argv[i] + 9;
 			i++;

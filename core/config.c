@@ -7,6 +7,7 @@
  * not writable by group or others; every line and value is bounded; unknown keys and bad values
  * are errors that name the file and the line.
  */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -27,31 +28,132 @@
 
 typedef enum { KEY_STRING, KEY_SECONDS } key_kind;
 
+/* A value check: NULL when the value is fine, else why not. */
+typedef const char *(*value_check)(const char *value);
+
 typedef struct key_spec {
 	const char *name;
 	key_kind kind;
 	size_t offset;      /* of the char * or long field in mtasts_config */
 	long min, max;      /* for KEY_SECONDS */
+	bool required;      /* KEY_STRING: an empty value is an error (the key has a default) */
+	value_check check;  /* KEY_STRING: NULL or a check of a non-empty value */
 } key_spec;
 
-#define STR_KEY(f) { #f, KEY_STRING, offsetof(mtasts_config, f), 0, 0 }
-#define NUM_KEY(f, lo, hi) { #f, KEY_SECONDS, offsetof(mtasts_config, f), lo, hi }
+static const char *check_absolute(const char *value);
+static const char *check_log(const char *value);
+static const char *check_ports(const char *value);
+static const char *check_servers(const char *value);
+
+#define STR_KEY(f, req, chk) { #f, KEY_STRING, offsetof(mtasts_config, f), 0, 0, req, chk }
+#define NUM_KEY(f, lo, hi) { #f, KEY_SECONDS, offsetof(mtasts_config, f), lo, hi, false, NULL }
 
 static const key_spec keys[] = {
-	STR_KEY(cache_dir),
-	STR_KEY(ca_file),
-	STR_KEY(dns_servers),
+	STR_KEY(cache_dir, true, check_absolute),
+	STR_KEY(ca_file, false, check_absolute),
+	STR_KEY(dns_servers, false, check_servers),
 	NUM_KEY(fetch_timeout, 1, 600),
 	NUM_KEY(txt_recheck, 0, 31557600),
 	NUM_KEY(refresh_interval, 60, 31557600),
-	STR_KEY(proxy),
-	STR_KEY(programs),
-	STR_KEY(fetcher),
+	STR_KEY(proxy, false, NULL),
+	STR_KEY(programs, true, NULL),
+	STR_KEY(fetcher, true, check_absolute),
 	NUM_KEY(fetch_wait, 0, 300),
-	STR_KEY(smtp_ports),
-	STR_KEY(log),
-	STR_KEY(report_dir),
+	STR_KEY(smtp_ports, true, check_ports),
+	STR_KEY(log, true, check_log),
+	STR_KEY(report_dir, false, check_absolute),
 };
+
+static const char *check_absolute(const char *value)
+{
+	return value[0] == '/' ? NULL : "must be an absolute path";
+}
+
+static const char *check_log(const char *value)
+{
+	if (strcmp(value, "syslog") == 0 || strcmp(value, "stderr") == 0 ||
+	    strcmp(value, "none") == 0 || value[0] == '/')
+		return NULL;
+	return "must be syslog, stderr, none or an absolute file path";
+}
+
+/* Decimal 1..65535, exactly n characters. */
+static bool port_ok(const char *p, size_t n)
+{
+	unsigned long v = 0;
+
+	if (n == 0 || n > 5 || p[0] == '0')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			return false;
+		v = v * 10 + (unsigned long)(p[i] - '0');
+	}
+	return v <= 65535;
+}
+
+/* Ports separated by commas, spaces or tabs (as the shim reads them); at least one. */
+static const char *check_ports(const char *value)
+{
+	size_t count = 0;
+
+	for (const char *p = value; *p;) {
+		size_t n = strcspn(p, ", \t");
+		if (n) {
+			if (!port_ok(p, n))
+				return "expected port numbers 1-65535 separated by commas";
+			count++;
+		}
+		p += n;
+		p += strspn(p, ", \t");
+	}
+	return count ? NULL : "expected port numbers 1-65535 separated by commas";
+}
+
+/* c-ares server list: comma-separated IPv4, IPv4:port, IPv6 or [IPv6]:port. */
+static const char *check_servers(const char *value)
+{
+	static const char *const bad = "expected IP or IP:port ([IPv6]:port) separated by commas";
+
+	for (const char *p = value;;) {
+		size_t n = strcspn(p, ",");
+		char item[INET6_ADDRSTRLEN + 16], host[INET6_ADDRSTRLEN + 1];
+		unsigned char bin[sizeof(struct in6_addr)];
+		const char *port = NULL;
+
+		if (n == 0 || n >= sizeof(item))
+			return bad;
+		memcpy(item, p, n);
+		item[n] = '\0';
+		if (item[0] == '[') {
+			char *close = strchr(item, ']');
+			if (!close || (size_t)(close - item - 1) >= sizeof(host))
+				return bad;
+			memcpy(host, item + 1, (size_t)(close - item - 1));
+			host[close - item - 1] = '\0';
+			if (close[1] == ':')
+				port = close + 2;
+			else if (close[1] != '\0')
+				return bad;
+			if (inet_pton(AF_INET6, host, bin) != 1)
+				return bad;
+		} else if (inet_pton(AF_INET6, item, bin) != 1) {
+			char *colon = strchr(item, ':');
+			if (colon) {
+				*colon = '\0';
+				port = colon + 1;
+			}
+			if (inet_pton(AF_INET, item, bin) != 1)
+				return bad;
+		}
+		if (port && !port_ok(port, strlen(port)))
+			return bad;
+		p += n;
+		if (*p == '\0')
+			return NULL;
+		p++;
+	}
+}
 
 bool mtasts_secure_mode(void)
 {
@@ -96,13 +198,34 @@ static mtasts_status set_value(mtasts_config *config, const key_spec *key, const
 			return MTASTS_ERR_CONFIG;
 		}
 		number = strtol(value, &end, 10);
-		if (errno || *end || number < key->min || number > key->max) {
+		if (*end) {
+			*why = "expected a number of seconds (digits only, no unit)";
+			return MTASTS_ERR_CONFIG;
+		}
+		if (errno || number < key->min || number > key->max) {
 			*why = "number of seconds out of range";
 			return MTASTS_ERR_CONFIG;
 		}
 		memcpy(field, &number, sizeof(number));
 		return MTASTS_OK;
 	}
+
+	for (const char *p = value; *p; p++) {
+		if (((unsigned char)*p < 0x20 && *p != '\t') || *p == 0x7f) {
+			*why = "control character in the value";
+			return MTASTS_ERR_CONFIG;
+		}
+		if (*p == '#' && p > value && (p[-1] == ' ' || p[-1] == '\t')) {
+			*why = "'#' after the value: a comment must be on a line of its own";
+			return MTASTS_ERR_CONFIG;
+		}
+	}
+	if (!*value && key->required) {
+		*why = "needs a value (leave the line out for the default)";
+		return MTASTS_ERR_CONFIG;
+	}
+	if (*value && key->check && (*why = key->check(value)) != NULL)
+		return MTASTS_ERR_CONFIG;
 
 	char *copy = NULL;
 	if (*value) {
@@ -129,6 +252,7 @@ static mtasts_status parse_text(mtasts_config *config, const char *path, char *t
                                 char *err, size_t err_len)
 {
 	unsigned line_no = 0;
+	unsigned seen[sizeof(keys) / sizeof(keys[0])] = { 0 };   /* line of each key, 0: not yet */
 	char *line = text;
 
 	while (line && *line) {
@@ -161,6 +285,13 @@ static mtasts_status parse_text(mtasts_config *config, const char *path, char *t
 			        (int)(key_end - line > 64 ? 64 : key_end - line), line);
 			return MTASTS_ERR_CONFIG;
 		}
+		size_t index = (size_t)(key - keys);
+		if (seen[index]) {
+			set_err(err, err_len, "%s:%u: %s is already set on line %u", path, line_no,
+			        key->name, seen[index]);
+			return MTASTS_ERR_CONFIG;
+		}
+		seen[index] = line_no;
 		char *value = eq + 1;
 		while (is_blank(*value))
 			value++;

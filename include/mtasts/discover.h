@@ -28,13 +28,17 @@ typedef struct mtasts_discovery {
 	mtasts_source source;
 	mtasts_result result;          /* failure type when a fetch failed (also with a cached policy) */
 	char reason[MTASTS_REASON_MAX];
+	mtasts_status cache_status;    /* MTASTS_OK, or why the cache could not be locked or written
+	                                * (the outcome above is still right for this call) */
 } mtasts_discovery;
 
 /*
  * Discover the effective policy for domain (normalised). Returns MTASTS_OK with a policy,
  * MTASTS_ERR_NOT_FOUND when the domain has no policy (no or unusable TXT record and nothing
  * cached), MTASTS_ERR_FETCH when a TXT record exists but no policy could be fetched and none is
- * cached (result/reason say why), MTASTS_ERR_BUSY when in back-off with nothing cached.
+ * cached (result/reason say why; also while backing off, or when another process holds the
+ * domain's fetch lock for too long), MTASTS_ERR_DNS_TEMP when the TXT lookup failed temporarily
+ * and nothing is cached (treated as no policy, checklist STS-026 option a).
  */
 mtasts_status mtasts_discover(const mtasts_config *config, mtasts_cache *cache, const char *domain,
                               unsigned flags, int64_t now, mtasts_discovery *out);

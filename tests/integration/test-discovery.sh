@@ -198,12 +198,140 @@ expect "refresh with a failing host: exit 1, policy kept" 1 "1 failed" -- refres
 expect "...the policy is still cached" 0 '"id":"nine"' -- query --json example.test
 rm -f "$DOC/.behaviour"
 
+# --- refresh with the TXT record gone (§10.2): fetch under the cached id, never resurrect -------
+# set_field DOMAIN KEY VALUE: rewrite one header field of the cached entry (atomically)
+set_field() {
+	python3 - "$WORLD/cache" "$1" "$2" "$3" <<'EOF'
+import os, re, sys
+top, domain, key, value = sys.argv[1:5]
+for root, _, files in os.walk(top):
+    if domain in files:
+        path = os.path.join(root, domain)
+        data = open(path, "rb").read()
+        data = re.sub(rb"(?m)^" + key.encode() + rb": .*$", (key + ": " + value).encode(), data, count=1)
+        open(path + "@edit", "wb").write(data)
+        os.rename(path + "@edit", path)
+EOF
+}
+"$M" cache flush >/dev/null
+"$M" query example.test >/dev/null
+dns -
+n=$(requests)
+out=$(valgrind -q --error-exitcode=99 "$M" refresh --all 2>&1); rc=$?
+if [ "$rc" = 0 ] && grep -q "1 due, 1 refreshed, 0 failed" <<<"$out" && [ "$(requests)" -gt "$n" ]; then
+	world_ok "refresh with the TXT record gone re-fetches under the cached id (clean under valgrind)"
+else
+	world_not_ok "refresh with the TXT record gone re-fetches under the cached id (clean under valgrind)" "exit $rc: $out"
+fi
+expect "...and keeps the id it was fetched under" 0 '"id":"nine".*"source":"cache"' -- query --json example.test
+set_field example.test expires_at $(( $(date +%s) - 10 ))   # the policy has expired
+n=$(requests)
+expect "refresh of an expired policy whose record is gone: not due" 0 "0 due, 0 refreshed, 0 failed" -- refresh --all
+[ "$(requests)" = "$n" ] && world_ok "an expired policy is not brought back by refresh" || world_not_ok "an expired policy is not brought back by refresh"
+expect "...and it no longer applies" 3 "no policy" -- query example.test
+
+# --- max_age 0 (STS-058): used once, not kept; it replaces an older policy ----------------------------
+"$M" cache flush >/dev/null
+enforce_policy mx1.example.test
+dns 'v=STSv1; id=ten'
+expect "an enforce policy is cached" 0 '"mode":"enforce"' -- query --json example.test
+printf 'version: STSv1\nmode: testing\nmx: mx1.example.test\nmax_age: 0\n' > "$POLICY"
+dns 'v=STSv1; id=eleven'
+age_fetch example.test 120
+expect "a max_age 0 policy replaces the cached one and is used for this call" 0 \
+	'"mode":"testing","max_age":0.*"source":"network"' -- query --json example.test
+expect "...it is not kept: the next call fetches again" 0 '"max_age":0.*"source":"network"' -- query --json example.test
+dns -
+expect "...and with the record gone the older enforce policy does not come back" 3 "no policy" -- query example.test
+
+# --- concurrency: the per-domain lock --------------------------------------------------------------
+lockfile() { find "$WORLD/cache" -name "$1@L" | head -n 1; }
+# hold_lock FILE SECONDS: another process holds the flock of FILE (sets holder); returns once held
+hold_lock() {
+	rm -f "$WORLD/held"
+	world_bg holder python3 -c 'import fcntl, sys, time
+f = open(sys.argv[1])
+fcntl.flock(f, fcntl.LOCK_EX)
+open(sys.argv[3], "w").close()
+time.sleep(float(sys.argv[2]))' "$1" "$2" "$WORLD/held"
+	holder=$WORLD_PID
+	for _ in $(seq 1 100); do [ -e "$WORLD/held" ] && return 0; sleep 0.02; done
+	world_not_ok "lock holder started"
+}
+entry_file() { find "$WORLD/cache" -name "$1" -type f | head -n 1; }
+"$M" cache flush >/dev/null
+enforce_policy mx1.example.test
+dns 'v=STSv1; id=twelve'
+"$M" query example.test >/dev/null
+L=$(lockfile example.test)
+E=$(entry_file example.test)
+[ -n "$L" ] && [ -n "$E" ] && world_ok "lock file and entry exist" || world_not_ok "lock file and entry exist" "lock '$L' entry '$E'"
+# A process that needs no fetch must not write while another holds the lock (it would write back
+# what it read before the holder stored its fetch): the entry stays byte for byte.
+python3 - "$E" <<'EOF'
+import os, re, sys
+p = sys.argv[1]
+d = re.sub(rb"txt_checked_at: \d+", b"txt_checked_at: 1", open(p, "rb").read())
+open(p + "@edit", "wb").write(d)
+os.rename(p + "@edit", p)
+EOF
+before=$(sha256sum < "$E")
+hold_lock "$L" 30
+expect "a cache hit while another process holds the lock" 0 '"source":"cache"' -- query --json example.test
+[ "$(sha256sum < "$E")" = "$before" ] && world_ok "...writes nothing while the lock is held" ||
+	world_not_ok "...writes nothing while the lock is held" "$(grep txt_checked_at "$E")"
+world_stop "$holder"
+expect "a cache hit with the lock free" 0 '"source":"cache"' -- query --json example.test
+grep -q '^txt_checked_at: 1$' "$E" && world_not_ok "...records the TXT check" || world_ok "...records the TXT check"
+
+# Concurrent fetchers of a new id wait for the lock holder, and then only one of them fetches.
+"$M" cache flush example.test >/dev/null
+dns 'v=STSv1; id=thirteen'
+hold_lock "$L" 1
+n=$(requests)
+pids=()
+for i in 1 2 3 4 5; do "$M" fetch example.test & pids+=($!); done
+fails=0
+for p in "${pids[@]}"; do wait "$p" || fails=$((fails + 1)); done
+world_stop "$holder"
+got=$(( $(requests) - n ))
+[ "$fails" = 0 ] && [ "$got" = 1 ] && world_ok "5 concurrent fetches of one domain: all exit 0, one HTTPS request" ||
+	world_not_ok "5 concurrent fetches of one domain: all exit 0, one HTTPS request" "$fails failed, $got requests"
+expect "...and the policy is cached" 0 '"id":"thirteen".*"source":"cache"' -- query --json example.test
+
+# A lock held far longer than any fetch takes (a stuck process) does not block for ever.
+"$M" cache flush example.test >/dev/null
+hold_lock "$L" 60
+t0=$(date +%s%N)
+expect "a stuck lock holder: exit 4 after a bounded wait" 4 "another process" -- query example.test
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+world_stop "$holder"
+[ "$ms" -lt 10000 ] && world_ok "the wait is bounded (${ms} ms for fetch_timeout=2)" || world_not_ok "the wait is bounded" "${ms} ms"
+
+# --- the policy host is resolved with the configured DNS servers only -----------------------------
+world_dns_restart '--txt-record=_mta-sts.noaddr.test,v=STSv1; id=1'
+MTASTS_DNS_SERVERS=127.0.0.1 expect "policy host without an address: exit 4, said clearly" 4 \
+	"mta-sts.noaddr.test has no A or AAAA record" -- query noaddr.test
+
 # --- the request the policy host saw ----------------------------------------------------------
 if grep -q '^GET /.well-known/mta-sts.txt' "$REQS" && ! grep -Eqi '^(If-Modified-Since|If-None-Match):' "$REQS"; then
 	world_ok "GET /.well-known/mta-sts.txt without conditional headers"
 else
 	world_not_ok "GET /.well-known/mta-sts.txt without conditional headers"
 fi
+# --- a TXT lookup that fails temporarily (STS-026): no policy now, looked at again soon ---------
+world_dns_restart --server=/tempfail.test/127.0.0.99
+MTASTS_FETCH_TIMEOUT=6 expect "SERVFAIL/time-out with nothing cached: no policy (exit 3)" 3 \
+	"treated as no policy" -- query tempfail.test
+checked=$("$M" cache show tempfail.test | sed -n 's/^txt_checked_at: //p')
+ago=$(( $(date +%s) - ${checked:-0} ))
+# txt_recheck is 3600 s here: the entry must come due again after the 300 s back-off
+if [ "$ago" -ge 3290 ] && [ "$ago" -le 3320 ]; then
+	world_ok "the temporary failure is re-checked after 5 minutes, not txt_recheck (dated ${ago} s ago)"
+else
+	world_not_ok "temporary TXT failure re-checked after 5 minutes" "txt_checked_at dated ${ago} s ago"
+fi
+
 expect "an address literal has no policy" 3 "address literal" -- query '[127.0.0.1]'
 expect "a bad domain is a usage error" 64 "not a valid domain" -- query 'exa_mple..test'
 

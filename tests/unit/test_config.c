@@ -84,7 +84,30 @@ START_TEST(errors_name_file_and_line)
 		{ "\n\nfetch_timeout = 0\n", ":3: fetch_timeout: number of seconds out of range" },
 		{ "fetch_timeout = 99999999999999999999\n", "out of range" },
 		{ "just words\n", ":1: expected 'key = value'" },
-		{ "cache_dir = relative\n", "cache_dir must be an absolute path" },
+		{ "cache_dir = relative\n", ":1: cache_dir: must be an absolute path" },
+		/* a comment after a value would otherwise become part of it */
+		{ "cache_dir = /var/cache/mtasts # the cache\n", ":1: cache_dir: '#' after the value" },
+		{ "fetch_timeout = 30 # seconds\n", "fetch_timeout: expected a number of seconds (digits" },
+		{ "fetch_timeout = 30s\n", "fetch_timeout: expected a number of seconds (digits" },
+		{ "log = a\033[31mb\n", ":1: log: control character" },
+		{ "log = sylog\n", ":1: log: must be syslog, stderr, none or an absolute file path" },
+		{ "log = relative/file\n", "log: must be syslog" },
+		{ "log =\n", ":1: log: needs a value" },
+		{ "cache_dir =\n", ":1: cache_dir: needs a value" },
+		{ "fetcher = mtasts\n", ":1: fetcher: must be an absolute path" },
+		{ "programs = \n", "programs: needs a value" },
+		{ "ca_file = ca.pem\n", "ca_file: must be an absolute path" },
+		{ "report_dir = reports\n", "report_dir: must be an absolute path" },
+		{ "smtp_ports = 25,2x5\n", ":1: smtp_ports: expected port numbers" },
+		{ "smtp_ports = 0\n", "smtp_ports: expected port numbers" },
+		{ "smtp_ports = 65536\n", "smtp_ports: expected port numbers" },
+		{ "smtp_ports = ,\n", "smtp_ports: expected port numbers" },
+		{ "dns_servers = 127.0.0.1;127.0.0.2\n", ":1: dns_servers: expected IP" },
+		{ "dns_servers = localhost\n", "dns_servers: expected IP" },
+		{ "dns_servers = 127.0.0.1:99999\n", "dns_servers: expected IP" },
+		{ "dns_servers = 127.0.0.1,\n", "dns_servers: expected IP" },
+		{ "dns_servers = [::1\n", "dns_servers: expected IP" },
+		{ "\ncache_dir = /a\n# again\ncache_dir = /b\n", ":4: cache_dir is already set on line 2" },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		mtasts_config *config = NULL;
@@ -98,6 +121,34 @@ START_TEST(errors_name_file_and_line)
 		ck_assert_msg(strncmp(err, path, strlen(path)) == 0, "error names the file: %s", err);
 		unlink(path);
 	}
+}
+END_TEST
+
+START_TEST(valid_values_accepted)
+{
+	mtasts_config *config = NULL;
+	char err[MTASTS_CONFIG_ERR_MAX];
+
+	clear_env();
+	write_config("dns_servers = 127.0.0.1,127.0.0.2:5353,::1,[fd00::1]:53\n"
+	             "smtp_ports = 25, 587\t2525\nlog = /var/log/mtasts.log\n"
+	             "proxy = http://proxy.example:3128/#x\nprograms = exim4\tsendmail\n");
+	ck_assert_msg(mtasts_config_load(path, &config, err, sizeof(err)) == MTASTS_OK, "%s", err);
+	ck_assert_str_eq(config->dns_servers, "127.0.0.1,127.0.0.2:5353,::1,[fd00::1]:53");
+	ck_assert_str_eq(config->smtp_ports, "25, 587\t2525");
+	ck_assert_str_eq(config->log, "/var/log/mtasts.log");
+	ck_assert_str_eq(config->proxy, "http://proxy.example:3128/#x");
+	mtasts_config_destroy(&config);
+	unlink(path);
+
+	/* the environment gets the same checks as the file */
+	write_config("log = stderr\n");
+	setenv("MTASTS_CONFIG", path, 1);
+	setenv("MTASTS_LOG", "sylog", 1);
+	ck_assert_int_eq(mtasts_config_load(NULL, &config, err, sizeof(err)), MTASTS_ERR_CONFIG);
+	ck_assert_ptr_nonnull(strstr(err, "MTASTS_LOG: must be syslog"));
+	clear_env();
+	unlink(path);
 }
 END_TEST
 
@@ -177,6 +228,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, defaults_without_file);
 	tcase_add_test(tc, file_values_comments_and_spacing);
 	tcase_add_test(tc, errors_name_file_and_line);
+	tcase_add_test(tc, valid_values_accepted);
 	tcase_add_test(tc, missing_explicit_file_is_an_error);
 	tcase_add_test(tc, environment_overrides_file);
 	tcase_add_test(tc, nul_byte_in_file);
