@@ -93,18 +93,28 @@ demo:
 	$(MAKE) all
 	scripts/demo.sh $(BUILD)
 
+# make fuzz [FUZZ_SECONDS=n] [FUZZ_TARGETS="cache smtpscan"]: build tests/fuzz/fuzz_<t>.c with
+# the core sources plus FUZZ_EXTRA_<t> (shim sources, libraries), run each for FUZZ_SECONDS on
+# tests/fuzz/corpus/<t>; a crash stops make (input saved as build/fuzz/<t>-crash-*).
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
-fuzz:
-	@mkdir -p $(BUILD)/fuzz
-	@set -e; for t in $(FUZZ_TARGETS); do \
-	  clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Iinclude -std=c11 \
+FUZZ_EXTRA_dnsanswer := shim/dnsobs.c -lresolv
+FUZZ_EXTRA_smtpscan := shim/smtpscan.c
+
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(CORE_SRCS) $(SHIM_SRCS) $(wildcard include/mtasts/*.h core/*.h shim/*.h)
+	@mkdir -p $(dir $@)
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Iinclude -Ishim -std=c11 \
 	    -DMTASTS_VERSION='"$(VERSION)"' -DMTASTS_PREFIX='"$(PREFIX)"' \
-	    -o $(BUILD)/fuzz/fuzz_$$t tests/fuzz/fuzz_$$t.c $(CORE_SRCS) $(CORE_LIBS); \
+	    -o $@ $< $(CORE_SRCS) $(FUZZ_EXTRA_$*) $(CORE_LIBS)
+
+fuzz: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%)
+	@set -e; for t in $(FUZZ_TARGETS); do \
 	  mkdir -p $(BUILD)/fuzz/corpus-$$t; \
 	  echo "fuzzing $$t for $(FUZZ_SECONDS)s"; \
 	  $(BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=70000 \
-	    $(BUILD)/fuzz/corpus-$$t tests/fuzz/corpus/$$t 2>&1 | tail -n 3; \
+	    -artifact_prefix=$(BUILD)/fuzz/$$t- $(BUILD)/fuzz/corpus-$$t tests/fuzz/corpus/$$t \
+	    > $(BUILD)/fuzz/$$t.log 2>&1 || { tail -n 40 $(BUILD)/fuzz/$$t.log; exit 1; }; \
+	  grep -E 'DONE|^Done' $(BUILD)/fuzz/$$t.log || true; \
 	done
 
 bench: all
