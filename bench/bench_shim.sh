@@ -36,8 +36,8 @@ bench_world || { echo "bench_shim: world did not start" >&2; exit 1; }
 # block MODE N: one smtpclient process of N sessions; sets BLOCK_SECS (smtpclient's clock),
 # BLOCK_WALL (process wall time) and BLOCK_CPU (the client's CPU time, perf task-clock), in seconds
 block() {
-	local mode=$1 n=$2 pre=() t0 t1 out delivered secs before
-	[ "$mode" = on ] && pre=(env "LD_PRELOAD=$SHIM_LIB")
+	local mode=$1 n=$2 pre=(env) t0 t1 out delivered secs before
+	[ "$mode" = on ] && pre=(env "LD_PRELOAD=$SHIM_LIB")   # env(1) both ways: same execs
 	before=$(shim_allow_lines)
 	t0=$(now_ns)
 	out=$(perf stat -x, -e task-clock -o "$WORLD/perf.out" "${pre[@]}" "$SMTPCLIENT" --count "$n" user@good.test 2>&1)

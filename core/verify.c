@@ -243,9 +243,31 @@ void mtasts_verifier_destroy(mtasts_verifier **verifier)
 	*verifier = NULL;
 }
 
+/* The earliest notAfter of the verified chain (leaf to trust anchor); 0 when one cannot be read. */
+static time_t chain_not_after(X509_STORE_CTX *ctx)
+{
+	STACK_OF(X509) *chain = X509_STORE_CTX_get0_chain(ctx);
+	time_t earliest = 0;
+	int n = chain ? sk_X509_num(chain) : 0;
+
+	for (int i = 0; i < n; i++) {
+		const ASN1_TIME *na = X509_get0_notAfter(sk_X509_value(chain, i));
+		struct tm tm;
+		time_t t;
+
+		memset(&tm, 0, sizeof(tm));
+		if (!na || ASN1_TIME_to_tm(na, &tm) != 1 || (t = timegm(&tm)) == (time_t)-1)
+			return 0;
+		if (earliest == 0 || t < earliest)
+			earliest = t;
+	}
+	return earliest;
+}
+
 /* The PKIX + host check proper; host is already normalised. */
 static mtasts_result verify_x509(mtasts_verifier *verifier, X509 *leaf, STACK_OF(X509) *untrusted,
-                                 const char *host, time_t now, char *reason, size_t reason_len)
+                                 const char *host, time_t now, char *reason, size_t reason_len,
+                                 time_t *valid_until)
 {
 	mtasts_result result = MTASTS_RESULT_VALIDATION_FAILURE;
 	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
@@ -276,6 +298,8 @@ static mtasts_result verify_x509(mtasts_verifier *verifier, X509 *leaf, STACK_OF
 
 	if (X509_verify_cert(ctx) == 1) {
 		set_reason(reason, reason_len, "X509_V_OK");
+		if (valid_until)
+			*valid_until = chain_not_after(ctx);
 		result = MTASTS_RESULT_SUCCESS;
 		goto out;
 	}
@@ -292,6 +316,15 @@ mtasts_result mtasts_verify_chain_der(mtasts_verifier *verifier,
                                       const unsigned char *const *chain, const size_t *lens,
                                       size_t n, const char *host, time_t now,
                                       char *reason, size_t reason_len)
+{
+	return mtasts_verify_chain_der_until(verifier, chain, lens, n, host, now, reason, reason_len,
+	                                     NULL);
+}
+
+mtasts_result mtasts_verify_chain_der_until(mtasts_verifier *verifier,
+                                            const unsigned char *const *chain, const size_t *lens,
+                                            size_t n, const char *host, time_t now,
+                                            char *reason, size_t reason_len, time_t *valid_until)
 {
 	mtasts_result result = MTASTS_RESULT_VALIDATION_FAILURE;
 	char name[VERIFY_MAX_HOST + 1];
@@ -342,7 +375,7 @@ mtasts_result mtasts_verify_chain_der(mtasts_verifier *verifier,
 			goto out;
 		}
 	}
-	result = verify_x509(verifier, leaf, untrusted, name, now, reason, reason_len);
+	result = verify_x509(verifier, leaf, untrusted, name, now, reason, reason_len, valid_until);
 out:
 	X509_free(leaf);
 	sk_X509_pop_free(untrusted, X509_free);
@@ -474,7 +507,7 @@ mtasts_result mtasts_verify_chain_pem_file(mtasts_verifier *verifier, const char
 		set_reason(reason, reason_len, "MTASTS_PEM_NO_CERT");
 		goto out;
 	}
-	result = verify_x509(verifier, leaf, untrusted, name, now, reason, reason_len);
+	result = verify_x509(verifier, leaf, untrusted, name, now, reason, reason_len, NULL);
 out:
 	BIO_free(bio);
 	free(data);

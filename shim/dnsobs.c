@@ -7,6 +7,11 @@
  * DNSOBS_CNAME_CHAIN steps from the question name, and only names that mtasts_domain_normalize
  * accepts are stored. The table is static memory (no allocation: it survives fork as it is) and
  * is only touched under shim_lock().
+ *
+ * Speed: the connect-time lookup (dnsobs_candidates) and every insertion walk hash chains (address
+ * -> address entries, host -> MX pairs, CNAME target -> aliases, domain -> MX pairs, alias ->
+ * CNAME), and the least recently used entry is found at the end of a list, so their cost follows
+ * what is stored under the key asked, not the size of the table (bench/README.md).
  */
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
@@ -21,98 +26,276 @@
 #include "shim.h"
 
 typedef struct mx_ent {
-	uint32_t stamp;         /* 0: free */
 	char domain[MTASTS_DOMAIN_MAX];
 	char host[MTASTS_DOMAIN_MAX];
 } mx_ent;
 
 typedef struct addr_ent {
-	uint32_t stamp;
 	dnsobs_addr addr;
 	char host[MTASTS_DOMAIN_MAX];
 } addr_ent;
 
 typedef struct cname_ent {
-	uint32_t stamp;
 	char alias[MTASTS_DOMAIN_MAX];
 	char target[MTASTS_DOMAIN_MAX];
 } cname_ent;
 
+/* ---- the index of a table -------------------------------------------------------------------
+ * Each table is an array of entries plus, per slot, its place in a least-recently-used list and
+ * in up to two hash chains (one per key the table is searched by). Every link is a slot number
+ * + 1, so 0 means "none" and the all-zero static state is an empty table: no initialisation, and
+ * fork copies it as it is. Slots [0, hw) have been used; a slot freed by drop_mx_of is parked at
+ * the old end of the list and is the next one taken; when all slots are in use the least
+ * recently used entry is evicted. Lookups walk one hash chain, so the cost follows what is
+ * stored under the key, not the table's size; a chain is never longer than the table (a name
+ * crafted to collide costs at most the whole-table scan the table had before it was indexed). */
+
+#define KEYS 2
+
+typedef struct slot_link {
+	uint32_t newer, older;       /* LRU list */
+	uint32_t next[KEYS];         /* hash chain of key k */
+	uint32_t bucket[KEYS];       /* the bucket the slot is chained in */
+	bool used;
+} slot_link;
+
+typedef struct table {
+	slot_link *links;
+	uint32_t *heads[KEYS];       /* bucket heads; NULL for a key the table does not have */
+	uint32_t nbuckets;           /* a power of two */
+	uint32_t cap;
+	uint32_t hw;                 /* slots [0, hw) have been used */
+	uint32_t newest, oldest;     /* the ends of the LRU list */
+} table;
+
 static mx_ent mx_table[DNSOBS_MX_MAX];
 static addr_ent addr_table[DNSOBS_ADDR_MAX];
 static cname_ent cname_table[DNSOBS_CNAME_MAX];
-static uint32_t clock_tick;
 
-static uint32_t tick(void)
+static slot_link mx_links[DNSOBS_MX_MAX], addr_links[DNSOBS_ADDR_MAX], cname_links[DNSOBS_CNAME_MAX];
+static uint32_t mx_by_host[DNSOBS_MX_MAX], mx_by_domain[DNSOBS_MX_MAX];
+static uint32_t addr_by_addr[DNSOBS_ADDR_MAX];
+static uint32_t cname_by_target[DNSOBS_CNAME_MAX], cname_by_alias[DNSOBS_CNAME_MAX];
+
+static table mx_tab = { mx_links, { mx_by_host, mx_by_domain }, DNSOBS_MX_MAX, DNSOBS_MX_MAX, 0, 0, 0 };
+static table addr_tab = { addr_links, { addr_by_addr, NULL }, DNSOBS_ADDR_MAX, DNSOBS_ADDR_MAX, 0, 0, 0 };
+static table cname_tab = { cname_links, { cname_by_target, cname_by_alias }, DNSOBS_CNAME_MAX,
+                           DNSOBS_CNAME_MAX, 0, 0, 0 };
+
+_Static_assert((DNSOBS_MX_MAX & (DNSOBS_MX_MAX - 1)) == 0 &&
+               (DNSOBS_ADDR_MAX & (DNSOBS_ADDR_MAX - 1)) == 0 &&
+               (DNSOBS_CNAME_MAX & (DNSOBS_CNAME_MAX - 1)) == 0, "bucket counts are powers of two");
+
+/* FNV-1a, 32 bits */
+static uint32_t hash_bytes(uint32_t h, const void *p, size_t n)
 {
-	if (++clock_tick == 0)
-		clock_tick = 1;
-	return clock_tick;
+	const unsigned char *b = p;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 16777619u;
+	return h;
+}
+
+static uint32_t hash_name(const char *name)
+{
+	return hash_bytes(2166136261u, name, strlen(name));
+}
+
+static uint32_t hash_addr(const dnsobs_addr *addr)
+{
+	unsigned char family = addr->family == AF_INET6 ? 6 : 4;
+
+	return hash_bytes(hash_bytes(2166136261u, &family, 1), addr->bytes, 16);
+}
+
+/* First slot (+1) of the chain of key k for hash h. */
+static uint32_t chain_first(const table *t, int k, uint32_t h)
+{
+	return t->heads[k][h & (t->nbuckets - 1)];
+}
+
+static uint32_t chain_next(const table *t, int k, uint32_t s)
+{
+	return t->links[s - 1].next[k];
+}
+
+static void lru_unlink(table *t, uint32_t s)
+{
+	slot_link *l = &t->links[s - 1];
+
+	if (l->newer)
+		t->links[l->newer - 1].older = l->older;
+	else if (t->newest == s)
+		t->newest = l->older;
+	if (l->older)
+		t->links[l->older - 1].newer = l->newer;
+	else if (t->oldest == s)
+		t->oldest = l->newer;
+	l->newer = l->older = 0;
+}
+
+static void lru_push_newest(table *t, uint32_t s)
+{
+	slot_link *l = &t->links[s - 1];
+
+	l->older = t->newest;
+	l->newer = 0;
+	if (t->newest)
+		t->links[t->newest - 1].newer = s;
+	t->newest = s;
+	if (!t->oldest)
+		t->oldest = s;
+}
+
+static void lru_push_oldest(table *t, uint32_t s)
+{
+	slot_link *l = &t->links[s - 1];
+
+	l->newer = t->oldest;
+	l->older = 0;
+	if (t->oldest)
+		t->links[t->oldest - 1].older = s;
+	t->oldest = s;
+	if (!t->newest)
+		t->newest = s;
+}
+
+/* Mark slot s as just used. */
+static void touch(table *t, uint32_t s)
+{
+	if (t->newest == s)
+		return;
+	lru_unlink(t, s);
+	lru_push_newest(t, s);
+}
+
+static void chains_unlink(table *t, uint32_t s)
+{
+	slot_link *l = &t->links[s - 1];
+
+	for (int k = 0; k < KEYS; k++) {
+		if (!t->heads[k])
+			continue;
+		uint32_t *p = &t->heads[k][l->bucket[k]];
+		while (*p && *p != s)
+			p = &t->links[*p - 1].next[k];
+		if (*p)
+			*p = l->next[k];
+		l->next[k] = 0;
+	}
+}
+
+/* Link a filled slot into its chains (hashes h[k]) as the newest entry. */
+static void insert(table *t, uint32_t s, const uint32_t h[KEYS])
+{
+	slot_link *l = &t->links[s - 1];
+
+	for (int k = 0; k < KEYS; k++) {
+		if (!t->heads[k])
+			continue;
+		l->bucket[k] = h[k] & (t->nbuckets - 1);
+		l->next[k] = t->heads[k][l->bucket[k]];
+		t->heads[k][l->bucket[k]] = s;
+	}
+	l->used = true;
+	lru_push_newest(t, s);
+}
+
+/* Forget slot s; it becomes the next slot taken. */
+static void release(table *t, uint32_t s)
+{
+	chains_unlink(t, s);
+	lru_unlink(t, s);
+	t->links[s - 1].used = false;
+	lru_push_oldest(t, s);
+}
+
+/* A slot for a new entry, unlinked: a released one, a never used one, else the least recently
+ * used entry (evicted). */
+static uint32_t take(table *t)
+{
+	uint32_t s = t->oldest;
+
+	if (s && !t->links[s - 1].used) {
+		lru_unlink(t, s);
+		return s;
+	}
+	if (t->hw < t->cap)
+		return ++t->hw;
+	chains_unlink(t, s);
+	lru_unlink(t, s);
+	t->links[s - 1].used = false;
+	return s;
 }
 
 /* ---- table ---------------------------------------------------------------------------------- */
 
 static void put_mx(const char *domain, const char *host)
 {
-	size_t victim = 0;
+	uint32_t h[KEYS] = { hash_name(host), hash_name(domain) }, s;
 
-	for (size_t i = 0; i < DNSOBS_MX_MAX; i++) {
-		if (mx_table[i].stamp && strcmp(mx_table[i].domain, domain) == 0 &&
-		    strcmp(mx_table[i].host, host) == 0) {
-			mx_table[i].stamp = tick();
+	for (s = chain_first(&mx_tab, 0, h[0]); s; s = chain_next(&mx_tab, 0, s)) {
+		if (strcmp(mx_table[s - 1].host, host) == 0 && strcmp(mx_table[s - 1].domain, domain) == 0) {
+			touch(&mx_tab, s);
 			return;
 		}
-		if (mx_table[i].stamp < mx_table[victim].stamp)
-			victim = i;
 	}
-	memcpy(mx_table[victim].domain, domain, MTASTS_DOMAIN_MAX);
-	memcpy(mx_table[victim].host, host, MTASTS_DOMAIN_MAX);
-	mx_table[victim].stamp = tick();
+	s = take(&mx_tab);
+	memcpy(mx_table[s - 1].domain, domain, MTASTS_DOMAIN_MAX);
+	memcpy(mx_table[s - 1].host, host, MTASTS_DOMAIN_MAX);
+	insert(&mx_tab, s, h);
 }
 
 static void drop_mx_of(const char *domain)
 {
-	for (size_t i = 0; i < DNSOBS_MX_MAX; i++) {
-		if (mx_table[i].stamp && strcmp(mx_table[i].domain, domain) == 0)
-			mx_table[i].stamp = 0;
+	uint32_t s = chain_first(&mx_tab, 1, hash_name(domain));
+
+	while (s) {
+		uint32_t next = chain_next(&mx_tab, 1, s);
+		if (strcmp(mx_table[s - 1].domain, domain) == 0)
+			release(&mx_tab, s);
+		s = next;
 	}
+}
+
+static bool same_addr(const dnsobs_addr *a, const dnsobs_addr *b)
+{
+	return a->family == b->family && memcmp(a->bytes, b->bytes, 16) == 0;
 }
 
 static void put_addr(const char *host, const dnsobs_addr *addr)
 {
-	size_t victim = 0;
+	uint32_t h[KEYS] = { hash_addr(addr), 0 }, s;
 
-	for (size_t i = 0; i < DNSOBS_ADDR_MAX; i++) {
-		if (addr_table[i].stamp && addr_table[i].addr.family == addr->family &&
-		    memcmp(addr_table[i].addr.bytes, addr->bytes, 16) == 0 &&
-		    strcmp(addr_table[i].host, host) == 0) {
-			addr_table[i].stamp = tick();
+	for (s = chain_first(&addr_tab, 0, h[0]); s; s = chain_next(&addr_tab, 0, s)) {
+		if (same_addr(&addr_table[s - 1].addr, addr) && strcmp(addr_table[s - 1].host, host) == 0) {
+			touch(&addr_tab, s);
 			return;
 		}
-		if (addr_table[i].stamp < addr_table[victim].stamp)
-			victim = i;
 	}
-	addr_table[victim].addr = *addr;
-	memcpy(addr_table[victim].host, host, MTASTS_DOMAIN_MAX);
-	addr_table[victim].stamp = tick();
+	s = take(&addr_tab);
+	addr_table[s - 1].addr = *addr;
+	memcpy(addr_table[s - 1].host, host, MTASTS_DOMAIN_MAX);
+	insert(&addr_tab, s, h);
 }
 
 static void put_cname(const char *alias, const char *target)
 {
-	size_t victim = 0;
+	uint32_t h[KEYS] = { hash_name(target), hash_name(alias) }, s;
 
-	for (size_t i = 0; i < DNSOBS_CNAME_MAX; i++) {
-		if (cname_table[i].stamp && strcmp(cname_table[i].alias, alias) == 0) {
-			memcpy(cname_table[i].target, target, MTASTS_DOMAIN_MAX);
-			cname_table[i].stamp = tick();
-			return;
-		}
-		if (cname_table[i].stamp < cname_table[victim].stamp)
-			victim = i;
+	for (s = chain_first(&cname_tab, 1, h[1]); s; s = chain_next(&cname_tab, 1, s)) {
+		if (strcmp(cname_table[s - 1].alias, alias) == 0)
+			break;
 	}
-	memcpy(cname_table[victim].alias, alias, MTASTS_DOMAIN_MAX);
-	memcpy(cname_table[victim].target, target, MTASTS_DOMAIN_MAX);
-	cname_table[victim].stamp = tick();
+	if (s) {   /* a new target: re-chained under it */
+		chains_unlink(&cname_tab, s);
+		lru_unlink(&cname_tab, s);
+	} else {
+		s = take(&cname_tab);
+		memcpy(cname_table[s - 1].alias, alias, MTASTS_DOMAIN_MAX);
+	}
+	memcpy(cname_table[s - 1].target, target, MTASTS_DOMAIN_MAX);
+	insert(&cname_tab, s, h);
 }
 
 void dnsobs_add_addr(const char *host, const dnsobs_addr *addr)
@@ -171,47 +354,85 @@ static bool in_set(char (*set)[MTASTS_DOMAIN_MAX], size_t n, const char *name)
 
 #define HOSTS_MAX 16
 
+/* A set of slot numbers as a bitmap, walked in slot order (the order a whole-table scan had). */
+#define BITS_WORDS(n) (((n) + 63) / 64)
+
+static void bits_set(uint64_t *bits, uint32_t s)
+{
+	bits[(s - 1) / 64] |= (uint64_t)1 << ((s - 1) % 64);
+}
+
+/* The next slot (+1) of the set after slot `after` (+1, 0 to start); 0 at the end. */
+static uint32_t bits_next(const uint64_t *bits, size_t words, uint32_t after)
+{
+	size_t w = after / 64;
+	uint64_t rest;
+
+	if (w >= words)
+		return 0;
+	rest = bits[w] & (after % 64 ? ~(uint64_t)0 << (after % 64) : ~(uint64_t)0);
+	while (!rest) {
+		if (++w >= words)
+			return 0;
+		rest = bits[w];
+	}
+	return (uint32_t)(w * 64 + (size_t)__builtin_ctzll(rest) + 1);
+}
+
 size_t dnsobs_candidates(const dnsobs_addr *addr, dnsobs_pair *out, size_t max)
 {
 	char hosts[HOSTS_MAX][MTASTS_DOMAIN_MAX];
+	int depth[HOSTS_MAX];
+	uint64_t addr_bits[BITS_WORDS(DNSOBS_ADDR_MAX)] = { 0 };
+	uint64_t mx_bits[BITS_WORDS(DNSOBS_MX_MAX)] = { 0 };
 	size_t nhosts = 0, n = 0;
+	bool any = false;
 
 	shim_lock();
-	for (size_t i = 0; i < DNSOBS_ADDR_MAX && nhosts < HOSTS_MAX; i++) {
-		if (addr_table[i].stamp && addr_table[i].addr.family == addr->family &&
-		    memcmp(addr_table[i].addr.bytes, addr->bytes, 16) == 0 &&
-		    !in_set(hosts, nhosts, addr_table[i].host)) {
-			memcpy(hosts[nhosts++], addr_table[i].host, MTASTS_DOMAIN_MAX);
-			addr_table[i].stamp = tick();
+	/* The host names with this address, in slot order. */
+	for (uint32_t s = chain_first(&addr_tab, 0, hash_addr(addr)); s; s = chain_next(&addr_tab, 0, s)) {
+		if (same_addr(&addr_table[s - 1].addr, addr)) {
+			bits_set(addr_bits, s);
+			any = true;
 		}
 	}
-	/* Aliases whose CNAME chain leads to one of these hosts: the MX RR names the alias. */
-	for (int round = 0; round < DNSOBS_CNAME_CHAIN; round++) {
-		bool grew = false;
-		for (size_t i = 0; i < DNSOBS_CNAME_MAX && nhosts < HOSTS_MAX; i++) {
-			if (cname_table[i].stamp && in_set(hosts, nhosts, cname_table[i].target) &&
-			    !in_set(hosts, nhosts, cname_table[i].alias)) {
-				memcpy(hosts[nhosts++], cname_table[i].alias, MTASTS_DOMAIN_MAX);
-				grew = true;
+	for (uint32_t s = any ? bits_next(addr_bits, BITS_WORDS(DNSOBS_ADDR_MAX), 0) : 0;
+	     s && nhosts < HOSTS_MAX; s = bits_next(addr_bits, BITS_WORDS(DNSOBS_ADDR_MAX), s)) {
+		if (!in_set(hosts, nhosts, addr_table[s - 1].host)) {
+			depth[nhosts] = 0;
+			memcpy(hosts[nhosts++], addr_table[s - 1].host, MTASTS_DOMAIN_MAX);
+			touch(&addr_tab, s);
+		}
+	}
+	/* Aliases whose CNAME chain leads to one of these hosts: the MX RR names the alias. At most
+	 * DNSOBS_CNAME_CHAIN steps back from an address record. */
+	for (size_t k = 0; k < nhosts; k++) {
+		if (depth[k] >= DNSOBS_CNAME_CHAIN)
+			continue;
+		for (uint32_t s = chain_first(&cname_tab, 0, hash_name(hosts[k])); s && nhosts < HOSTS_MAX;
+		     s = chain_next(&cname_tab, 0, s)) {
+			if (strcmp(cname_table[s - 1].target, hosts[k]) == 0 &&
+			    !in_set(hosts, nhosts, cname_table[s - 1].alias)) {
+				depth[nhosts] = depth[k] + 1;
+				memcpy(hosts[nhosts++], cname_table[s - 1].alias, MTASTS_DOMAIN_MAX);
 			}
 		}
-		if (!grew)
-			break;
 	}
-	for (size_t i = 0; i < DNSOBS_MX_MAX && n < max; i++) {
-		if (!mx_table[i].stamp || !in_set(hosts, nhosts, mx_table[i].host))
-			continue;
-		bool dup = false;
-		for (size_t j = 0; j < n; j++) {
-			if (strcmp(out[j].domain, mx_table[i].domain) == 0 &&
-			    strcmp(out[j].host, mx_table[i].host) == 0)
-				dup = true;
+	/* The (domain, host) pairs of these hosts, in slot order; each pair is stored once. */
+	any = false;
+	for (size_t k = 0; k < nhosts; k++) {
+		for (uint32_t s = chain_first(&mx_tab, 0, hash_name(hosts[k])); s; s = chain_next(&mx_tab, 0, s)) {
+			if (strcmp(mx_table[s - 1].host, hosts[k]) == 0) {
+				bits_set(mx_bits, s);
+				any = true;
+			}
 		}
-		if (dup)
-			continue;
-		memcpy(out[n].domain, mx_table[i].domain, MTASTS_DOMAIN_MAX);
-		memcpy(out[n].host, mx_table[i].host, MTASTS_DOMAIN_MAX);
-		mx_table[i].stamp = tick();
+	}
+	for (uint32_t s = any ? bits_next(mx_bits, BITS_WORDS(DNSOBS_MX_MAX), 0) : 0; s && n < max;
+	     s = bits_next(mx_bits, BITS_WORDS(DNSOBS_MX_MAX), s)) {
+		memcpy(out[n].domain, mx_table[s - 1].domain, MTASTS_DOMAIN_MAX);
+		memcpy(out[n].host, mx_table[s - 1].host, MTASTS_DOMAIN_MAX);
+		touch(&mx_tab, s);
 		n++;
 	}
 	shim_unlock();
@@ -223,11 +444,9 @@ bool dnsobs_host_has_addr(const char *host, const dnsobs_addr *addr)
 	bool found = false;
 
 	shim_lock();
-	for (size_t i = 0; i < DNSOBS_ADDR_MAX && !found; i++) {
-		found = addr_table[i].stamp && addr_table[i].addr.family == addr->family &&
-		        memcmp(addr_table[i].addr.bytes, addr->bytes, 16) == 0 &&
-		        strcmp(addr_table[i].host, host) == 0;
-	}
+	for (uint32_t s = chain_first(&addr_tab, 0, hash_addr(addr)); s && !found;
+	     s = chain_next(&addr_tab, 0, s))
+		found = same_addr(&addr_table[s - 1].addr, addr) && strcmp(addr_table[s - 1].host, host) == 0;
 	shim_unlock();
 	return found;
 }

@@ -28,9 +28,14 @@
 #include "session.h"
 #include "shim.h"
 #include "smtpscan.h"
+#include "verdict.h"
 
 static mtasts_verifier *verifier;
 static bool verifier_failed;
+/* The trust store as it was just before the verifier loaded it: a verdict is memoised only while
+ * the store is still that one (a process never reloads its verifier). */
+static verdict_trust verifier_trust;
+static bool verifier_trust_known;
 
 /* Recent TLS verdicts that failed a connection, so that the MTA's cleartext retry to the same
  * host is reported with the real cause (FACTS.md Exim 5). Under shim_lock(). */
@@ -75,15 +80,24 @@ static const tls_failure *recent_tls_failure(const conn *c, const conn_cand *can
 
 /* ---- candidates ----------------------------------------------------------------------------- */
 
+/* snprintf(to, size, "%s", from) without the formatting machinery (connect-time path). */
+static void copy_text(char *to, size_t size, const char *from)
+{
+	size_t n = strnlen(from, size - 1);
+
+	memcpy(to, from, n);
+	to[n] = '\0';
+}
+
 static void fill_cand(conn_cand *cand, const char *domain, const char *host,
                       const shim_policy_view *view)
 {
 	memset(cand, 0, sizeof(*cand));
-	snprintf(cand->domain, sizeof(cand->domain), "%s", domain);
-	snprintf(cand->host, sizeof(cand->host), "%s", host);
+	copy_text(cand->domain, sizeof(cand->domain), domain);
+	copy_text(cand->host, sizeof(cand->host), host);
 	cand->tls_result = -1;
-	snprintf(cand->id, sizeof(cand->id), "%s", view->id);
-	snprintf(cand->why_absent, sizeof(cand->why_absent), "%s", view->why);
+	copy_text(cand->id, sizeof(cand->id), view->id);
+	copy_text(cand->why_absent, sizeof(cand->why_absent), view->why);
 	if (view->presence == SHIM_POLICY_UNREADABLE) {
 		cand->present = cand->unreadable = true;
 		cand->mode = MTASTS_MODE_ENFORCE;
@@ -190,6 +204,15 @@ static void note_violations(conn *c)
 
 /* ---- the session log ------------------------------------------------------------------------ */
 
+/* The peer address as text, made when first needed (the log), not at connect. */
+static void set_ip(conn *c)
+{
+	if (c->ip[0] || !c->addr.family)
+		return;
+	if (!inet_ntop(c->addr.family, c->addr.bytes, c->ip, sizeof(c->ip)))
+		snprintf(c->ip, sizeof(c->ip), "?");
+}
+
 static const conn_cand *decisive(const conn *c)
 {
 	static const mtasts_mode order[] = { MTASTS_MODE_ENFORCE, MTASTS_MODE_TESTING };
@@ -227,6 +250,7 @@ static void log_session(conn *c)
 	d = decisive(c);
 	f.domain = d ? d->domain : "-";
 	f.mx = d && d->host[0] ? d->host : "-";
+	set_ip(c);
 	f.ip = c->ip[0] ? c->ip : "-";
 	f.policy = d && d->present ? mtasts_mode_name(d->mode) : "absent";
 	f.policy_id = d ? d->id : "";
@@ -246,12 +270,6 @@ static void log_session(conn *c)
 }
 
 /* ---- opening ------------------------------------------------------------------------------- */
-
-static void set_ip(conn *c)
-{
-	if (!inet_ntop(c->addr.family, c->addr.bytes, c->ip, sizeof(c->ip)))
-		snprintf(c->ip, sizeof(c->ip), "?");
-}
 
 /* Build a slot's candidates from the DNS table and the cache (lock not held). */
 static int gather(const dnsobs_addr *addr, conn_cand *out, bool wait)
@@ -303,7 +321,6 @@ bool session_open(int fd, const struct sockaddr *sa, socklen_t len)
 	conn_clear(c);
 	c->addr = addr;
 	c->port = port;
-	set_ip(c);
 	c->ncand = n;
 	memcpy(c->cand, cands, sizeof(cands[0]) * (size_t)n);
 	refuse = n > 0;
@@ -639,12 +656,13 @@ bool session_tls_wanted(int fd)
 	return wanted;
 }
 
-static mtasts_verifier *get_verifier(void)
+static mtasts_verifier *get_verifier(verdict_trust *trust, bool *trust_known)
 {
 	mtasts_verifier *v;
 
 	shim_lock();
 	if (!verifier && !verifier_failed) {
+		verifier_trust_known = verdict_trust_now(shim_cfg.ca_file, &verifier_trust);
 		mtasts_status status = mtasts_verifier_new(shim_cfg.ca_file, &verifier);
 		if (status) {
 			verifier_failed = true;
@@ -654,8 +672,54 @@ static mtasts_verifier *get_verifier(void)
 		}
 	}
 	v = verifier;
+	*trust = verifier_trust;
+	*trust_known = verifier_trust_known;
 	shim_unlock();
 	return v;
+}
+
+/* The verifier for one handshake's checks, fetched on the first full check only. */
+typedef struct verify_ctx {
+	mtasts_verifier *v;
+	bool tried;
+	verdict_trust built_from;   /* the trust store the verifier loaded */
+	bool built_known;
+} verify_ctx;
+
+/*
+ * Verify the chain for host: a success remembered for exactly this host, chain and trust store
+ * (verdict.c) stands in for the check until its end; otherwise the full check, and a success is
+ * remembered when the store is still the one the verifier loaded. Failures are never remembered.
+ */
+static int verify_host(const char *host, const unsigned char *const *chain, const size_t *lens,
+                       size_t n, const verdict_trust *trust, bool trust_known, time_t now,
+                       verify_ctx *vc, char *reason, size_t reason_len)
+{
+	verdict_key key;
+	time_t not_after = 0;
+	int result;
+
+	if (trust_known) {
+		verdict_key_make(host, chain, lens, n, trust, &key);
+		if (verdict_lookup(&key, host, now, shim_cfg.cache_dir)) {
+			snprintf(reason, reason_len, "X509_V_OK");
+			return MTASTS_RESULT_SUCCESS;
+		}
+	}
+	if (!vc->tried) {
+		vc->v = get_verifier(&vc->built_from, &vc->built_known);
+		vc->tried = true;
+	}
+	if (!vc->v) {
+		snprintf(reason, reason_len, "trust store unusable");
+		return MTASTS_RESULT_VALIDATION_FAILURE;
+	}
+	result = mtasts_verify_chain_der_until(vc->v, chain, lens, n, host, 0, reason, reason_len,
+	                                       &not_after);
+	if (result == MTASTS_RESULT_SUCCESS && trust_known && vc->built_known &&
+	    verdict_trust_equal(&vc->built_from, trust))
+		verdict_store(&key, host, now, not_after, shim_cfg.cache_dir);
+	return result;
 }
 
 int session_tls_done(int fd, bool version_ok, const unsigned char *const *chain,
@@ -666,7 +730,10 @@ int session_tls_done(int fd, bool version_ok, const unsigned char *const *chain,
 	char reasons[CONN_MAX_CAND][96];
 	int nhosts = 0, rc = 0;
 	conn *c = smtp_conn(fd);
-	mtasts_verifier *v;
+	verify_ctx vc = { 0 };
+	bool trust_known = false;
+	verdict_trust trust;
+	time_t now = time(NULL);
 
 	if (!c)
 		return 0;
@@ -681,7 +748,8 @@ int session_tls_done(int fd, bool version_ok, const unsigned char *const *chain,
 			memcpy(hosts[nhosts++], c->cand[i].host, MTASTS_DOMAIN_MAX);
 	}
 	shim_unlock();
-	v = nhosts && version_ok && !chain_error ? get_verifier() : NULL;
+	if (nhosts && version_ok && !chain_error)
+		trust_known = verdict_trust_now(shim_cfg.ca_file, &trust);
 	for (int h = 0; h < nhosts; h++) {
 		reasons[h][0] = '\0';
 		if (!version_ok) {
@@ -690,12 +758,9 @@ int session_tls_done(int fd, bool version_ok, const unsigned char *const *chain,
 		} else if (chain_error) {
 			results[h] = MTASTS_RESULT_VALIDATION_FAILURE;
 			snprintf(reasons[h], sizeof(reasons[h]), "%s", chain_error);
-		} else if (!v) {
-			results[h] = MTASTS_RESULT_VALIDATION_FAILURE;
-			snprintf(reasons[h], sizeof(reasons[h]), "trust store unusable");
 		} else {
-			results[h] = mtasts_verify_chain_der(v, chain, lens, n, hosts[h], 0, reasons[h],
-			                                     sizeof(reasons[h]));
+			results[h] = verify_host(hosts[h], chain, lens, n, &trust, trust_known, now, &vc,
+			                         reasons[h], sizeof(reasons[h]));
 		}
 	}
 	shim_lock();

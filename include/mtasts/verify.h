@@ -27,6 +27,16 @@ mtasts_result mtasts_verify_chain_der(mtasts_verifier *verifier,
                                       size_t n, const char *host, time_t now,
                                       char *reason, size_t reason_len);
 
+/*
+ * The same, and on success the earliest notAfter of the verified chain (leaf, intermediates and
+ * the trust anchor it reached) through *valid_until when valid_until is not NULL: the verdict
+ * cannot hold past it. 0 when a notAfter could not be read. Left untouched on failure.
+ */
+mtasts_result mtasts_verify_chain_der_until(mtasts_verifier *verifier,
+                                            const unsigned char *const *chain, const size_t *lens,
+                                            size_t n, const char *host, time_t now,
+                                            char *reason, size_t reason_len, time_t *valid_until);
+
 /* The same for a PEM file holding the leaf first (for `mtasts verify-cert`). */
 mtasts_result mtasts_verify_chain_pem_file(mtasts_verifier *verifier, const char *path,
                                            const char *host, time_t now,

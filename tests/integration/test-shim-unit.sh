@@ -11,7 +11,14 @@
 #      socket inherited over exec (lazily classified), commands cut across writes and iovecs,
 #      a second transaction after a message on one connection. Checks what reached the server,
 #      the errno the MTA saw, the session log, no SIGCHLD and no fd leaked into the MTA;
-#   6. secure-execution mode: argv[0] does not activate the shim, only the bare name is put back.
+#   6. the certificate verdict memo (shim/verdict.c), with tests/helpers/smtpclient (OpenSSL) and a
+#      STARTTLS server whose certificate the test picks per handshake: a verified chain is
+#      memoised (file named by the key, the key recomputed here), a memo hit does no new
+#      verification, another chain for the same host (untrusted CA) is refused after a good one
+#      was memoised (across processes and in one process), foreign / tampered / ended / too long /
+#      symlinked memo files are ignored, a well-formed one is honoured (the trust of cache_dir),
+#      a damaged one is replaced, a changed trust store gives a new key;
+#   7. secure-execution mode: argv[0] does not activate the shim, only the bare name is put back.
 # Needs root (namespaces), cc, dnsmasq, python3. Uses BUILD (absolute build directory).
 source "$(dirname "$0")/../lib/world.sh"
 world_enter "$@"
@@ -341,6 +348,7 @@ while True:
     c, _ = srv.accept(); threading.Thread(target=serve, args=(c,), daemon=True).start()
 EOC
 world_bg smtpd /usr/bin/python3 "$WORLD/smtpd.py" "$WORLD/smtpd.lines"
+SMTPD_PID=$WORLD_PID
 world_wait_tcp 127.0.0.11 25 || world_not_ok "smtp server"
 
 cat > "$WORLD/probe.c" <<'EOC'
@@ -569,7 +577,183 @@ run_probe example.test connect
 grep -q '^mail: sent' <<< "$out" && grep -q 'not executable' "$WORLD/shim.log" &&
 	world_ok "fetcher missing and no cached policy: transparent, logged" || world_not_ok "broken machinery" "$out"
 
-# ---- 6. secure-execution mode ----------------------------------------------------------------
+# ---- 6. certificate verdict memo -------------------------------------------------------------
+# smtpclient (OpenSSL) under the shim against a STARTTLS server on mx1.example.test's address; the
+# server takes its certificate for each handshake from the first line of $WORLD/tls-certs (the
+# line is consumed while more follow). The key is recomputed here from its definition
+# (shim/verdict.c): SHA-256 of host, the chain as sent (leaf, CA) and ca_file's identity.
+world_stop "$SMTPD_PID"
+world_cert mx1.example.test >/dev/null && world_cert mx1-evil --ca evil --san DNS:mx1.example.test >/dev/null ||
+	world_not_ok "memo: certificates"
+cat > "$WORLD/tlssmtpd.py" <<'EOC'
+import socket, ssl, sys, threading
+world = sys.argv[1]
+log = open(world + "/tlssmtpd.lines", "a", buffering=1)
+lock = threading.Lock()
+def context():
+    with lock:
+        names = open(world + "/tls-certs").read().split()
+        if len(names) > 1:
+            open(world + "/tls-certs", "w").write("\n".join(names[1:]) + "\n")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain("%s/pki/%s.chain.pem" % (world, names[0]), "%s/pki/%s.key" % (world, names[0]))
+    return ctx
+def serve(c):
+    tls, data, buf = False, False, b""
+    c.sendall(b"220 mx1.example.test ESMTP\r\n")
+    while True:
+        try: d = c.recv(4096)
+        except OSError: break
+        if not d: break
+        buf += d
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1); line = line.rstrip(b"\r")
+            if data:
+                if line == b".":
+                    data = False; c.sendall(b"250 queued\r\n"); log.write("MESSAGE tls=%s\n" % ("yes" if tls else "no"))
+                continue
+            log.write("%s tls=%s\n" % (line.decode("latin-1"), "yes" if tls else "no"))
+            w = line[:4].upper()
+            if w == b"EHLO":
+                c.sendall(b"250 mx1\r\n" if tls else b"250-mx1\r\n250 STARTTLS\r\n")
+            elif w == b"STAR" and not tls:
+                c.sendall(b"220 go ahead\r\n")
+                try: c = context().wrap_socket(c, server_side=True)
+                except (OSError, ssl.SSLError): c.close(); return
+                tls, buf = True, b""
+            elif w == b"DATA": data = True; c.sendall(b"354 go\r\n")
+            elif w == b"QUIT": c.sendall(b"221 bye\r\n"); break
+            else: c.sendall(b"250 ok\r\n")
+    c.close()
+srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.11", 25)); srv.listen(16)
+while True:
+    c, _ = srv.accept(); threading.Thread(target=serve, args=(c,), daemon=True).start()
+EOC
+cat > "$WORLD/memokey.py" <<'EOC'
+import hashlib, os, re, ssl, struct, sys
+host, ca, chain = sys.argv[1:4]
+ders = [ssl.PEM_cert_to_DER_cert(p) for p in
+        re.findall(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", open(chain).read(), re.S)]
+u64 = lambda v: struct.pack(">Q", v)
+h = hashlib.sha256(b"mtasts-verdict-key 1\0" + host.encode() + b"\0" + u64(len(ders)))
+for d in ders: h.update(u64(len(d)) + d)
+st = os.stat(ca)
+h.update(ca.encode() + b"\0" + u64(1) + u64(st.st_dev) + u64(st.st_ino) + u64(st.st_size) +
+         u64(st.st_mtime_ns // 10**9) + u64(st.st_mtime_ns % 10**9))
+h.update(b"\0" + u64(0) * 6)   # no certificate directory (ca_file is set)
+print(h.hexdigest())
+EOC
+echo mx1.example.test > "$WORLD/tls-certs"
+world_bg tlssmtpd /usr/bin/python3 "$WORLD/tlssmtpd.py" "$WORLD"
+world_wait_tcp 127.0.0.11 25 || world_not_ok "memo: STARTTLS server"
+policy enforce mx1.example.test
+MCACHE=$WORLD/mcache VDIR=$WORLD/mcache/verified CA=$WORLD/pki/ca.pem
+mkdir -p "$MCACHE"
+cat > "$WORLD/memo.conf" <<EOC
+programs = smtpclient
+cache_dir = $MCACHE
+ca_file = $CA
+fetcher = $BUILD/mtasts
+log = $WORLD/memo.log
+fetch_wait = 5
+EOC
+: > "$WORLD/memo.log"
+# client [COUNT]: run smtpclient under the shim; $out, $rc, $newlog (log lines of this run)
+client() {
+	local before
+	before=$(wc -l < "$WORLD/memo.log")
+	out=$(MTASTS_CONFIG=$WORLD/memo.conf LD_PRELOAD=$SHIM "$BUILD/tests/smtpclient" --timeout 5 --count "${1:-1}" user@example.test 2>&1)
+	rc=$?
+	newlog=$(tail -n +$((before + 1)) "$WORLD/memo.log")
+}
+memos() { find "$VDIR" -maxdepth 1 -type f -name '[0-9a-f]*' 2>/dev/null | wc -l; }
+key_good=$(python3 "$WORLD/memokey.py" mx1.example.test "$CA" "$WORLD/pki/mx1.example.test.chain.pem")
+key_evil=$(python3 "$WORLD/memokey.py" mx1.example.test "$CA" "$WORLD/pki/mx1-evil.chain.pem")
+# forge KEY UNTIL [EXTRA]: a memo file written by hand
+forge() { printf 'mtasts-verdict 1\nkey %s\nhost mx1.example.test\nresult success\nuntil %s\n%s' "$1" "$2" "${3:-}" > "$VDIR/$1"; }
+accepted() { [ "$rc" = 0 ] && grep -q 'result=success action=allow' <<< "$newlog"; }
+refused() { [ "$rc" = 75 ] && grep -q 'result=certificate-not-trusted action=block' <<< "$newlog" && ! grep -q 'action=allow' <<< "$newlog"; }
+
+client
+notafter=$(date -d "$(openssl x509 -noout -enddate -in "$WORLD/pki/mx1.example.test.pem" | cut -d= -f2)" +%s)
+until_=$(sed -n 's/^until //p' "$VDIR/$key_good" 2>/dev/null)
+now=$(date +%s)
+if accepted && [ "$(memos)" = 1 ] && [ -f "$VDIR/$key_good" ] &&
+	[ "$(sed -n 1,4p "$VDIR/$key_good" | tr '\n' '|')" = "mtasts-verdict 1|key $key_good|host mx1.example.test|result success|" ] &&
+	[ -n "$until_" ] && [ "$until_" -gt "$now" ] && [ "$until_" -le $((now + 3600)) ] && [ "$until_" -le "$notafter" ] &&
+	[ "$(stat -c %a "$VDIR/$key_good")" = 644 ]; then
+	world_ok "memo: a verified chain is memoised in cache_dir/verified/<SHA-256 key> (mode 644, until <= now + 1 h and <= notAfter)"
+else
+	world_not_ok "memo: verified chain memoised" "rc=$rc files=$(ls "$VDIR" 2>&1 | tr '\n' ' ') key=$key_good until=$until_ now=$now notafter=$notafter log=$newlog"
+fi
+ino=$(stat -c %i "$VDIR/$key_good" 2>/dev/null)
+client
+accepted && [ "$(stat -c %i "$VDIR/$key_good" 2>/dev/null)" = "$ino" ] && [ "$(memos)" = 1 ] &&
+	world_ok "memo: the next process uses the memo (delivered, no new verification: file not rewritten)" ||
+	world_not_ok "memo: hit" "rc=$rc log=$newlog"
+
+echo mx1-evil > "$WORLD/tls-certs"
+served=$(wc -l < "$WORLD/tlssmtpd.lines")
+client
+refused && [ ! -e "$VDIR/$key_evil" ] && [ "$(memos)" = 1 ] &&
+	! tail -n +$((served + 1)) "$WORLD/tlssmtpd.lines" | grep -q '^MAIL\|^RCPT\|^MESSAGE' &&
+	world_ok "memo: another chain for the same host (untrusted CA) is refused after a good one was memoised; failure not memoised" ||
+	world_not_ok "memo: untrusted chain after a memoised good one" "rc=$rc log=$newlog"
+
+rm -f "$VDIR"/*
+printf 'mx1.example.test\nmx1-evil\n' > "$WORLD/tls-certs"
+client 2
+[ "$rc" = 75 ] && [ "$(grep -c 'result=success action=allow' <<< "$newlog")" = 1 ] &&
+	grep -q 'result=certificate-not-trusted action=block' <<< "$newlog" && [ -f "$VDIR/$key_good" ] &&
+	world_ok "memo: in one process, good chain verified and memoised, then the untrusted chain for the same host refused" ||
+	world_not_ok "memo: one process, good then untrusted" "rc=$rc log=$newlog"
+
+echo mx1-evil > "$WORLD/tls-certs"
+cp "$VDIR/$key_good" "$VDIR/$key_evil"
+client
+refused && world_ok "memo: a foreign memo (another key's file under the untrusted chain's key) is ignored" ||
+	world_not_ok "memo: foreign memo" "rc=$rc log=$newlog"
+forge "$key_evil" $(( $(date +%s) + 600 ))
+client
+accepted && world_ok "memo: a well-formed memo file is honoured (control: cache_dir must be trusted like the policy cache)" ||
+	world_not_ok "memo: forged memo control" "rc=$rc log=$newlog"
+forge "$key_evil" $(( $(date +%s) - 1 ))
+client
+refused && world_ok "memo: a memo whose validity ended is not used" || world_not_ok "memo: ended memo" "rc=$rc log=$newlog"
+forge "$key_evil" $(( $(date +%s) + 7200 ))
+client
+refused && world_ok "memo: a memo claiming more than 1 h ahead is not used" || world_not_ok "memo: too long" "rc=$rc log=$newlog"
+forge "$key_evil" $(( $(date +%s) + 600 )) "extra line\n"
+client
+refused && world_ok "memo: a tampered memo (trailing data) is ignored" || world_not_ok "memo: tampered" "rc=$rc log=$newlog"
+sed -i 's/^result success/result failure/' "$VDIR/$key_evil"
+sed -i '$d' "$VDIR/$key_evil"
+client
+refused && world_ok "memo: a tampered memo (result line) is ignored" || world_not_ok "memo: tampered result" "rc=$rc log=$newlog"
+forge "$key_good" $(( $(date +%s) + 600 ))
+mv "$VDIR/$key_good" "$WORLD/forged-memo"
+rm -f "$VDIR/$key_evil"
+sed -i "s/$key_good/$key_evil/" "$WORLD/forged-memo"
+ln -s "$WORLD/forged-memo" "$VDIR/$key_evil"
+client
+refused && world_ok "memo: a memo that is a symlink is not followed" || world_not_ok "memo: symlink" "rc=$rc log=$newlog"
+rm -f "$VDIR/$key_evil"
+
+echo mx1.example.test > "$WORLD/tls-certs"
+head -c 300 /dev/urandom > "$VDIR/$key_good"
+client
+accepted && [ "$(sed -n 2p "$VDIR/$key_good")" = "key $key_good" ] &&
+	world_ok "memo: a damaged memo is ignored (full verification, delivered) and replaced" ||
+	world_not_ok "memo: damaged memo" "rc=$rc log=$newlog $(head -c 80 "$VDIR/$key_good" | od -c | head -2)"
+touch -d '-1 minute' "$CA"
+key_new=$(python3 "$WORLD/memokey.py" mx1.example.test "$CA" "$WORLD/pki/mx1.example.test.chain.pem")
+client
+accepted && [ "$key_new" != "$key_good" ] && [ -f "$VDIR/$key_new" ] &&
+	world_ok "memo: a changed trust store (ca_file mtime) gives another key: verified again" ||
+	world_not_ok "memo: trust store identity" "rc=$rc key_new=$key_new log=$newlog"
+
+# ---- 7. secure-execution mode ----------------------------------------------------------------
 # A set-user-ID program run by an unprivileged user, with the shim installed the `mtasts-install
 # suid` way (set-user-ID copy in a trusted directory, preloaded by its bare name). argv[0] is the
 # caller's choice there: it must not activate the shim; the executable's own name does, and the
