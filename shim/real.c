@@ -8,9 +8,11 @@
  * own hooks, every call would recurse forever: abort at once, loudly, instead.
  */
 #include <dlfcn.h>
+#include <link.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -31,16 +33,64 @@ void shim_die(const char *message)
 	abort();
 }
 
+/*
+ * The address ranges of the shim's own loaded segments, found once with dl_iterate_phdr. Asking
+ * dladdr() for every symbol instead cost 2.7 million instructions per process start (it looks
+ * for the nearest symbol), paid twice per message by Exim's re-execs.
+ */
+#define SELF_SEGMENTS_MAX 8
+static struct { uintptr_t start, end; } self_segments[SELF_SEGMENTS_MAX];
+static int self_segment_count;
+static pthread_once_t self_once = PTHREAD_ONCE_INIT;
+
+static int collect_self(struct dl_phdr_info *info, size_t size, void *marker)
+{
+	uintptr_t at = (uintptr_t)marker;
+	bool mine = false;
+
+	for (int pass = 0; pass < 2; pass++) {
+		for (ElfW(Half) i = 0; i < info->dlpi_phnum; i++) {
+			const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+			uintptr_t start = info->dlpi_addr + ph->p_vaddr, end = start + ph->p_memsz;
+			if (ph->p_type != PT_LOAD)
+				continue;
+			if (pass == 0) {
+				mine |= at >= start && at < end;
+			} else if (self_segment_count < SELF_SEGMENTS_MAX) {
+				self_segments[self_segment_count].start = start;
+				self_segments[self_segment_count].end = end;
+				self_segment_count++;
+			}
+		}
+		if (!mine)
+			return 0;
+	}
+	return 1;
+}
+
+static void find_self(void)
+{
+	dl_iterate_phdr(collect_self, (void *)shim_real_lookup);
+}
+
 /* True when addr is inside the shim's own object. */
 static bool is_ours(void *addr)
 {
-	Dl_info here, there;
+	uintptr_t at = (uintptr_t)addr;
 
 	if (!addr)
 		return false;
-	if (!dladdr((void *)shim_real_lookup, &here) || !dladdr(addr, &there))
-		return false;
-	return here.dli_fbase == there.dli_fbase;
+	pthread_once(&self_once, find_self);
+	if (self_segment_count == 0) {   /* not found (cannot happen): the slow, sure way */
+		Dl_info here, there;
+		return dladdr((void *)shim_real_lookup, &here) && dladdr(addr, &there) &&
+		       here.dli_fbase == there.dli_fbase;
+	}
+	for (int i = 0; i < self_segment_count; i++) {
+		if (at >= self_segments[i].start && at < self_segments[i].end)
+			return true;
+	}
+	return false;
 }
 
 static void *checked(void *addr, const char *name)
