@@ -24,7 +24,10 @@
  * one; a crash leaves the old or the new entry. The directory is NOT fsynced after the rename: a
  * crash right after put() may bring back the previous (complete, valid) entry, which only costs a
  * re-fetch. Stale temporary files (a writer killed between create and rename) are never read and
- * are removed by foreach() once older than an hour.
+ * are removed by foreach() once older than an hour. Because every put() is a new inode, a
+ * reader can keep a parsed entry with the stamp (dev, inode, size, mtime, ctime) of the file it
+ * read (get_stamped, fstat of that very descriptor) and later revalidate it with one lstat of
+ * the entry's path (entry_path, stamp_path): same stamp, same file.
  *
  * Locks are flock(2) locks on "<domain>@L", held by an open file description: a second lock()
  * of the same domain in the same process is BUSY too, and a child forked while the lock is held
@@ -663,7 +666,58 @@ out:
 /* ---------------------------------------------------------------------------------------- */
 /* get / put / delete */
 
+static void stamp_of(const struct stat *st, mtasts_cache_stamp *stamp)
+{
+	memset(stamp, 0, sizeof(*stamp));
+	stamp->dev = (uint64_t)st->st_dev;
+	stamp->ino = (uint64_t)st->st_ino;
+	stamp->size = (int64_t)st->st_size;
+	stamp->mtime_sec = (int64_t)st->st_mtim.tv_sec;
+	stamp->mtime_nsec = (int64_t)st->st_mtim.tv_nsec;
+	stamp->ctime_sec = (int64_t)st->st_ctim.tv_sec;
+	stamp->ctime_nsec = (int64_t)st->st_ctim.tv_nsec;
+}
+
+mtasts_status mtasts_cache_entry_path(const char *dir, const char *domain, char *buf, size_t len)
+{
+	char key[MTASTS_DOMAIN_MAX], rel[CACHE_PATH_MAX];
+	mtasts_status status;
+	int n;
+
+	if (!dir || !*dir || !buf || !len)
+		return MTASTS_ERR_INVALID_ARG;
+	buf[0] = '\0';
+	status = domain_key(domain, key);
+	if (status)
+		return status;
+	entry_path(key, rel);
+	n = snprintf(buf, len, "%s/%s", dir, rel);
+	if (n < 0 || (size_t)n >= len) {
+		buf[0] = '\0';
+		return MTASTS_ERR_TOO_LARGE;
+	}
+	return MTASTS_OK;
+}
+
+mtasts_status mtasts_cache_stamp_path(const char *path, mtasts_cache_stamp *stamp)
+{
+	struct stat st;
+
+	if (!path || !stamp)
+		return MTASTS_ERR_INVALID_ARG;
+	if (lstat(path, &st) != 0)
+		return errno == ENOENT || errno == ENOTDIR ? MTASTS_ERR_NOT_FOUND : MTASTS_ERR_IO;
+	stamp_of(&st, stamp);
+	return MTASTS_OK;
+}
+
 mtasts_status mtasts_cache_get(mtasts_cache *cache, const char *domain, mtasts_cache_entry **out)
+{
+	return mtasts_cache_get_stamped(cache, domain, out, NULL);
+}
+
+mtasts_status mtasts_cache_get_stamped(mtasts_cache *cache, const char *domain,
+                                       mtasts_cache_entry **out, mtasts_cache_stamp *stamp)
 {
 	mtasts_status status;
 	char key[MTASTS_DOMAIN_MAX], path[CACHE_PATH_MAX], stack[CACHE_READ_STACK];
@@ -688,6 +742,14 @@ mtasts_status mtasts_cache_get(mtasts_cache *cache, const char *domain, mtasts_c
 	if (fd < 0) {
 		status = errno == ENOENT ? MTASTS_ERR_NOT_FOUND : MTASTS_ERR_IO;
 		goto out;
+	}
+	if (stamp) {
+		struct stat st;
+		if (fstat(fd, &st) != 0) {
+			status = MTASTS_ERR_IO;
+			goto out;
+		}
+		stamp_of(&st, stamp);
 	}
 	status = read_file(fd, stack, &heap, &data, &len);
 	if (status)

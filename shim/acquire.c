@@ -42,8 +42,9 @@ typedef struct kick {
 } kick;
 static kick kicks[KICK_SLOTS];
 
-/* The cache is opened for each look and closed again: a long-lived descriptor of ours could be
- * closed and reused by the MTA behind our back (Exim closes descriptors it does not know). */
+/* The cache is opened for each read of an entry (a memo miss, see below) and closed again: a
+ * long-lived descriptor of ours could be closed and reused by the MTA behind our back (Exim
+ * closes descriptors it does not know). */
 static mtasts_status open_cache(mtasts_cache **c, char *why, size_t why_len)
 {
 	mtasts_status status = mtasts_cache_open(shim_cfg.cache_dir, false, c);
@@ -205,58 +206,195 @@ typedef enum {
 	ENTRY_NOMEM,          /* the entry exists but could not be read into memory */
 } entry_state;
 
-/* Look at the cache once. VALID fills view; NEEDS_FETCH also tells whether the fetch is only a
- * background refresh (a valid policy is there). */
+/* Evaluate an entry at time now (expiry and TXT staleness always against the current time).
+ * VALID fills view; NEEDS_FETCH also tells whether the fetch is only a background refresh. */
+static entry_state evaluate(const mtasts_cache_entry *entry, const char *domain, time_t now,
+                            time_t since, shim_policy_view *view, bool *refresh)
+{
+	bool stale = now - entry->txt_checked_at >= shim_cfg.txt_recheck;
+	bool answered = since && (entry->txt_checked_at >= since || entry->fetched_at >= since ||
+	                          entry->failed_at >= since);
+
+	if (entry->policy && entry->expires_at > now) {
+		mtasts_policy *copy = NULL;
+		if (mtasts_policy_clone(entry->policy, &copy) != MTASTS_OK) {
+			snprintf(view->why, sizeof(view->why), "cache entry of %s: out of memory", domain);
+			return ENTRY_NOMEM;
+		}
+		size_t n = strnlen(entry->id, sizeof(view->id) - 1);   /* hot path: no snprintf */
+		view->presence = SHIM_POLICY_PRESENT;
+		view->policy = copy;
+		memcpy(view->id, entry->id, n);
+		view->id[n] = '\0';
+		*refresh = stale;
+		return ENTRY_VALID;
+	}
+	if (answered || !stale) {
+		snprintf(view->why, sizeof(view->why), "%s",
+		         entry->failed_at && entry->failed_reason[0] ? entry->failed_reason :
+		         entry->policy ? "cached policy expired" : "no policy published");
+		return ENTRY_NEGATIVE_FRESH;
+	}
+	snprintf(view->why, sizeof(view->why), "%s", entry->policy ? "cached policy expired" :
+	         "no fresh policy information");
+	return ENTRY_NEEDS_FETCH;
+}
+
+/* ---- the memo of entries read ----------------------------------------------------------------
+ * The last MEMO_SLOTS entries read (parsed, without their raw body), each with the stamp of the
+ * file read (core/cache.c: put() always renames a new inode over an entry). A later look does
+ * one lstat of the entry's path: the same stamp reuses the parsed entry (no open, read, parse),
+ * anything else (replaced, removed, unreadable) takes the normal path, which refills the slot.
+ * The entry is evaluated against the current time on every use, exactly as a fresh read, so the
+ * memo never extends a policy; a slot older than MEMO_MAX_AGE is read again all the same.
+ * Touched under shim_lock() only; inherited over fork (the prefetch at MX lookup time, in the
+ * MTA's parent process, fills it for the transport child). No fd is kept; memory is bounded by
+ * MEMO_SLOTS parsed policies. */
+#define MEMO_SLOTS 8
+#define MEMO_MAX_AGE 60
+
+typedef struct memo {
+	mtasts_cache_entry *entry;   /* NULL: slot unused */
+	char domain[MTASTS_DOMAIN_MAX];
+	char path[PATH_MAX];
+	size_t path_len;
+	mtasts_cache_stamp stamp;
+	time_t read_at;
+	unsigned long used;          /* LRU tick */
+	unsigned long gen;           /* changes whenever the slot is refilled */
+} memo;
+static memo memos[MEMO_SLOTS];
+static unsigned long memo_tick;
+
+/* Under the lock: the slot of domain, or -1. */
+static int memo_find(const char *domain)
+{
+	for (int i = 0; i < MEMO_SLOTS; i++) {
+		if (memos[i].entry && strcmp(memos[i].domain, domain) == 0)
+			return i;
+	}
+	return -1;
+}
+
+/* The memoised entry of domain when its file is unchanged: evaluated into view (true), or false
+ * when the entry must be read. */
+static bool memo_look(const char *domain, time_t now, time_t since, shim_policy_view *view,
+                      bool *refresh, entry_state *state)
+{
+	char path[PATH_MAX];
+	mtasts_cache_stamp was, is;
+	unsigned long gen;
+	bool hit = false;
+	int i;
+
+	shim_lock();
+	i = memo_find(domain);
+	if (i >= 0 && now >= memos[i].read_at && now - memos[i].read_at < MEMO_MAX_AGE) {
+		memcpy(path, memos[i].path, memos[i].path_len + 1);
+		was = memos[i].stamp;
+		gen = memos[i].gen;
+	} else {
+		i = -1;
+	}
+	shim_unlock();
+	if (i < 0 || mtasts_cache_stamp_path(path, &is) != MTASTS_OK ||
+	    !mtasts_cache_stamp_equal(&was, &is))
+		return false;
+	shim_lock();
+	if (memos[i].entry && memos[i].gen == gen) {   /* not refilled meanwhile */
+		memos[i].used = ++memo_tick;
+		*state = evaluate(memos[i].entry, domain, now, since, view, refresh);
+		hit = true;
+	}
+	shim_unlock();
+	return hit;
+}
+
+/* Keep entry (ownership taken: stored or destroyed) as domain's memo. */
+static void memo_store(const char *domain, mtasts_cache_entry *entry,
+                       const mtasts_cache_stamp *stamp, time_t now)
+{
+	char path[PATH_MAX];
+	mtasts_cache_entry *old = NULL;
+	int i;
+
+	if (strlen(domain) >= sizeof(memos[0].domain) ||
+	    mtasts_cache_entry_path(shim_cfg.cache_dir, domain, path, sizeof(path)) != MTASTS_OK) {
+		mtasts_cache_entry_destroy(&entry);
+		return;
+	}
+	free(entry->raw);   /* not needed for a decision: the memo keeps only the parsed policy */
+	entry->raw = NULL;
+	entry->raw_len = 0;
+	shim_lock();
+	i = memo_find(domain);
+	if (i < 0) {
+		i = 0;
+		for (int k = 1; k < MEMO_SLOTS && memos[i].entry; k++) {
+			if (!memos[k].entry || memos[k].used < memos[i].used)
+				i = k;
+		}
+	}
+	old = memos[i].entry;
+	memos[i].entry = entry;
+	snprintf(memos[i].domain, sizeof(memos[i].domain), "%s", domain);
+	memos[i].path_len = strlen(path);
+	memcpy(memos[i].path, path, memos[i].path_len + 1);
+	memos[i].stamp = *stamp;
+	memos[i].read_at = now;
+	memos[i].used = ++memo_tick;
+	memos[i].gen++;
+	shim_unlock();
+	mtasts_cache_entry_destroy(&old);
+}
+
+/* Forget domain's memo (its entry could not be read). */
+static void memo_drop(const char *domain)
+{
+	mtasts_cache_entry *old = NULL;
+	int i;
+
+	shim_lock();
+	i = memo_find(domain);
+	if (i >= 0) {
+		old = memos[i].entry;
+		memos[i].entry = NULL;
+		memos[i].gen++;
+	}
+	shim_unlock();
+	mtasts_cache_entry_destroy(&old);
+}
+
+/* Look at the cache once: the memo when the entry's file is unchanged, else the file. */
 static entry_state look(const char *domain, time_t since, shim_policy_view *view, bool *refresh)
 {
 	mtasts_cache_entry *entry = NULL;
+	mtasts_cache_stamp stamp;
 	mtasts_cache *c = NULL;
 	mtasts_status status;
 	time_t now = time(NULL);
 	entry_state state;
 
 	*refresh = false;
+	if (memo_look(domain, now, since, view, refresh, &state))
+		return state;
 	status = open_cache(&c, view->why, sizeof(view->why));
 	if (status)
 		return status == MTASTS_ERR_NOMEM ? ENTRY_NOMEM : ENTRY_ERROR;
-	status = mtasts_cache_get(c, domain, &entry);
+	status = mtasts_cache_get_stamped(c, domain, &entry, &stamp);
 	mtasts_cache_close(&c);
-	if (status == MTASTS_ERR_NOT_FOUND) {
-		snprintf(view->why, sizeof(view->why), "no cached policy");
-		return ENTRY_NEEDS_FETCH;
-	}
 	if (status) {
+		memo_drop(domain);
+		if (status == MTASTS_ERR_NOT_FOUND) {
+			snprintf(view->why, sizeof(view->why), "no cached policy");
+			return ENTRY_NEEDS_FETCH;
+		}
 		snprintf(view->why, sizeof(view->why), "cache entry of %s: %s", domain,
 		         mtasts_strerror(status));
 		return status == MTASTS_ERR_NOMEM ? ENTRY_NOMEM : ENTRY_ERROR;
 	}
-	bool stale = now - entry->txt_checked_at >= shim_cfg.txt_recheck;
-	bool answered = since && (entry->txt_checked_at >= since || entry->fetched_at >= since ||
-	                          entry->failed_at >= since);
-	if (entry->policy && entry->expires_at > now) {
-		mtasts_policy *copy = NULL;
-		if (mtasts_policy_clone(entry->policy, &copy) != MTASTS_OK) {
-			snprintf(view->why, sizeof(view->why), "cache entry of %s: out of memory", domain);
-			state = ENTRY_NOMEM;
-			goto out;
-		}
-		view->presence = SHIM_POLICY_PRESENT;
-		view->policy = copy;
-		snprintf(view->id, sizeof(view->id), "%s", entry->id);
-		*refresh = stale;
-		state = ENTRY_VALID;
-	} else if (answered || !stale) {
-		snprintf(view->why, sizeof(view->why), "%s",
-		         entry->failed_at && entry->failed_reason[0] ? entry->failed_reason :
-		         entry->policy ? "cached policy expired" : "no policy published");
-		state = ENTRY_NEGATIVE_FRESH;
-	} else {
-		snprintf(view->why, sizeof(view->why), "%s", entry->policy ? "cached policy expired" :
-		         "no fresh policy information");
-		state = ENTRY_NEEDS_FETCH;
-	}
-out:
-	mtasts_cache_entry_destroy(&entry);
+	state = evaluate(entry, domain, now, since, view, refresh);
+	memo_store(domain, entry, &stamp, now);
 	return state;
 }
 

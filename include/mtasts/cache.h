@@ -45,6 +45,35 @@ void mtasts_cache_close(mtasts_cache **cache);
 /* MTASTS_ERR_NOT_FOUND when the domain has no entry, MTASTS_ERR_CORRUPT when the file is damaged. */
 mtasts_status mtasts_cache_get(mtasts_cache *cache, const char *domain, mtasts_cache_entry **out);
 
+/*
+ * The identity of an entry file. put() always replaces an entry with a new inode (rename), so
+ * an unchanged stamp means the file read before is still the entry; a reader may keep what it
+ * parsed and revalidate it with one stat of the entry's path instead of reading it again.
+ */
+typedef struct mtasts_cache_stamp {
+	uint64_t dev, ino;
+	int64_t size;
+	int64_t mtime_sec, mtime_nsec, ctime_sec, ctime_nsec;
+} mtasts_cache_stamp;
+
+/* get(), and the stamp of the very file it read (fstat of its descriptor, no race). */
+mtasts_status mtasts_cache_get_stamped(mtasts_cache *cache, const char *domain,
+                                       mtasts_cache_entry **out, mtasts_cache_stamp *stamp);
+
+/* The path of domain's entry file in the cache directory dir: "DIR/hh/DOMAIN" (normalised).
+ * MTASTS_ERR_INVALID_ARG for an invalid domain, MTASTS_ERR_TOO_LARGE when it does not fit len. */
+mtasts_status mtasts_cache_entry_path(const char *dir, const char *domain, char *buf, size_t len);
+
+/* The stamp of the file at path (lstat: a symlink is stamped as itself, and get() refuses one).
+ * MTASTS_ERR_NOT_FOUND when there is no such file, MTASTS_ERR_IO for other failures. */
+mtasts_status mtasts_cache_stamp_path(const char *path, mtasts_cache_stamp *stamp);
+static inline bool mtasts_cache_stamp_equal(const mtasts_cache_stamp *a, const mtasts_cache_stamp *b)
+{
+	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+	       a->mtime_sec == b->mtime_sec && a->mtime_nsec == b->mtime_nsec &&
+	       a->ctime_sec == b->ctime_sec && a->ctime_nsec == b->ctime_nsec;
+}
+
 /* Atomically create or replace the entry for entry->domain. Files are mode 0644. */
 mtasts_status mtasts_cache_put(mtasts_cache *cache, const mtasts_cache_entry *entry);
 

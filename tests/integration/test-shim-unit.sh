@@ -9,7 +9,9 @@
 #      that resolves MX + A itself and opens SMTP with connect() or TCP Fast Open, under
 #      enforce / none / mx-mismatch policies fetched by the detached fetcher, plus an SMTP
 #      socket inherited over exec (lazily classified), commands cut across writes and iovecs,
-#      a second transaction after a message on one connection. Checks what reached the server,
+#      a second transaction after a message on one connection, a cache entry replaced on disk
+#      between two connections of one process (the memo of parsed entries must not hide it).
+#      Checks what reached the server,
 #      the errno the MTA saw, the session log, no SIGCHLD and no fd leaked into the MTA;
 #   6. the certificate verdict memo (shim/verdict.c), with tests/helpers/smtpclient (OpenSSL) and a
 #      STARTTLS server whose certificate the test picks per handshake: a verified chain is
@@ -358,7 +360,9 @@ cat > "$WORLD/probe.c" <<'EOC'
  *   split      "MA", then "IL FROM:..." (a command cut across two writes)
  *   splitrcpt  MAIL, then RCPT TO:<u@DOMAIN> cut across three iovecs of one writev
  *   second     a whole transaction to the first extra domain whose message holds command-like
- *              lines, then MAIL + RCPT TO:<u@DOMAIN> on the same connection */
+ *              lines, then MAIL + RCPT TO:<u@DOMAIN> on the same connection
+ *   again      as plain, then prints "waiting", reads a line from stdin and connects once more
+ *              to the same address in the same process ("connect2: ok" or the error) */
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
 #include <dirent.h>
@@ -386,6 +390,7 @@ static int say(int fd, const char *step, const char *text)
 int main(int argc, char **argv)
 {
 	unsigned char ans[4096]; ns_msg m; ns_rr rr; char mx[256] = "", ip[64] = "", cmd[512];
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(25) };
 	const char *script = argc > 3 ? argv[3] : "plain";
 	int fd = -1, before = nfds();
 	signal(SIGCHLD, on_chld);
@@ -399,7 +404,6 @@ int main(int argc, char **argv)
 		dn_expand(ans, ans + n, ns_rr_rdata(rr) + 2, mx, sizeof mx);
 		n = res_search(mx, C_IN, T_A, ans, sizeof ans);
 		if (n < 0 || ns_initparse(ans, n, &m) < 0 || ns_parserr(&m, ns_s_an, 0, &rr) < 0) { printf("a lookup failed\n"); return 1; }
-		struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(25) };
 		memcpy(&sa.sin_addr, ns_rr_rdata(rr), 4);
 		inet_ntop(AF_INET, &sa.sin_addr, ip, sizeof ip);
 		fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -436,6 +440,16 @@ int main(int argc, char **argv)
 	}
 	close(fd);
 	printf("sigchld: %d\nfds: %d %d\n", (int)chld, before, nfds());
+	if (strcmp(script, "again") == 0 && ip[0]) {
+		char line[16];
+		printf("waiting\n");
+		fflush(stdout);
+		if (!fgets(line, sizeof line, stdin)) return 1;
+		fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		int rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+		printf("connect2: %s\n", rc == 0 ? "ok" : strerror(errno));
+		close(fd);
+	}
 	return 0;
 }
 EOC
@@ -569,6 +583,46 @@ rm -rf "$WORLD/cache"; mkdir -p "$WORLD/cache"
 run_probe example.test connect
 grep -q '^mail: sent' <<< "$out" && [[ $lines == *"MAIL FROM"* ]] && world_ok "mode none: transparent" ||
 	world_not_ok "mode none" "out=$out lines=$lines"
+
+# the shim keeps the entries it parsed (shim/acquire.c, the memo): an entry replaced on disk
+# must be seen by the very next connection of the same process, without a new MX lookup. First
+# connection under enforce mx1.example.test (allowed, MAIL refused without TLS); then, while the
+# probe waits, the entry is replaced as put() does (a new file renamed over it) by one of the
+# same size whose policy is enforce *.elsewhere.test (the fetcher itself would postpone a second
+# id change within a minute); the probe's second connect must be refused.
+policy enforce mx1.example.test
+rm -rf "$WORLD/cache"; mkdir -p "$WORLD/cache"
+"$BUILD/mtasts" --config "$WORLD/world.conf" fetch example.test >"$WORLD/fetch.out" 2>&1 ||
+	world_not_ok "memo: fetch" "$(cat "$WORLD/fetch.out")"
+entry=$(ls "$WORLD"/cache/*/example.test 2>/dev/null | head -n 1)
+rm -f "$WORLD/go"; mkfifo "$WORLD/go"
+before=$(wc -l < "$WORLD/smtpd.lines" 2>/dev/null || echo 0)
+MTASTS_CONFIG=$WORLD/world.conf LD_PRELOAD=$SHIM "$WORLD/probe" example.test connect again \
+	< "$WORLD/go" > "$WORLD/again.out" 2>&1 &
+again_pid=$!
+exec 7> "$WORLD/go"
+for _ in $(seq 100); do grep -q '^waiting' "$WORLD/again.out" && break; sleep 0.1; done
+ino_before=$(stat -c %i "$entry" 2>/dev/null); size_before=$(stat -c %s "$entry" 2>/dev/null)
+sed 's/mx1\.example\.test/*.elsewhere.test/' "$entry" > "${entry%/*}/@tmp.memotest" &&
+	mv "${entry%/*}/@tmp.memotest" "$entry"
+ino_after=$(stat -c %i "$entry" 2>/dev/null); size_after=$(stat -c %s "$entry" 2>/dev/null)
+"$BUILD/mtasts" --config "$WORLD/world.conf" cache show example.test 2>&1 | grep -q 'elsewhere' ||
+	world_not_ok "memo: the replaced entry is valid" "$("$BUILD/mtasts" --config "$WORLD/world.conf" cache show example.test 2>&1)"
+echo go >&7
+exec 7>&-
+wait "$again_pid"
+out=$(cat "$WORLD/again.out")
+lines=$(tail -n +$((before + 1)) "$WORLD/smtpd.lines" 2>/dev/null | tr '\n' '|')
+if grep -q '^mail: Connection reset by peer' <<< "$out" && grep -q '^connect2: Connection refused' <<< "$out" &&
+   [ "$lines" = "EHLO probe|" ] && [ -n "$ino_before" ] && [ "$ino_before" != "$ino_after" ] &&
+   [ "$size_before" = "$size_after" ]; then
+	world_ok "cache entry replaced on disk by one of the same size: the next connect of the same process is refused (mx-mismatch)"
+else
+	world_not_ok "replaced entry seen by the next connection" "out=$out lines=$lines inode $ino_before -> $ino_after size $size_before -> $size_after"
+fi
+grep 'domain=example.test' "$WORLD/shim.log" | tail -n 1 | grep -q 'reason=mx-mismatch' &&
+	world_ok "the refusal after the replacement is logged as mx-mismatch" ||
+	world_not_ok "refusal after replacement logged" "$(tail -n 2 "$WORLD/shim.log")"
 
 # the shim's machinery broken (fetcher missing, no cache): transparent, and it says why
 sed -i "s|^fetcher = .*|fetcher = /nonexistent/mtasts|" "$WORLD/world.conf"

@@ -1,7 +1,8 @@
 /*
  * test_cache.c - unit tests of the persistent policy cache (core/cache.c, checklist A6):
  * format/parse round trips, damaged files at every length, hostile domain names, the per-domain
- * lock across processes, readers racing a writer, fd leaks, file modes and O_CLOEXEC.
+ * lock across processes, readers racing a writer, fd leaks, file modes and O_CLOEXEC, the entry
+ * path and file stamps a reader revalidates a kept entry with.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -707,6 +708,52 @@ START_TEST(open_and_delete)
 }
 END_TEST
 
+/* entry_path names the file put() writes; get_stamped stamps the file it read, stamp_path the
+ * file at a path; a put() over an entry (a new inode) changes the stamp, even at the same size. */
+START_TEST(entry_path_and_stamps)
+{
+	mtasts_cache *cache = open_cache();
+	mtasts_cache_entry *e, *p = NULL;
+	mtasts_cache_stamp got, at, again;
+	char path[PATH_MAX], found[PATH_MAX], tiny[8];
+
+	e = make_entry("stamp.example", POLICY_A, strlen(POLICY_A));
+	ck_assert_int_eq(mtasts_cache_put(cache, e), MTASTS_OK);
+	ck_assert_int_eq(mtasts_cache_entry_path(cachedir, "STAMP.example.", path, sizeof path), MTASTS_OK);
+	entry_file("stamp.example", found, sizeof found);
+	ck_assert_str_eq(path, found);
+	ck_assert_int_eq(mtasts_cache_entry_path(cachedir, "stamp.example", tiny, sizeof tiny),
+	                 MTASTS_ERR_TOO_LARGE);
+	ck_assert_str_eq(tiny, "");
+	ck_assert_int_eq(mtasts_cache_entry_path(cachedir, "bad..example", path + 0, sizeof path),
+	                 MTASTS_ERR_INVALID_ARG);
+	ck_assert_int_eq(mtasts_cache_entry_path(cachedir, "stamp.example", path, sizeof path), MTASTS_OK);
+
+	ck_assert_int_eq(mtasts_cache_get_stamped(cache, "stamp.example", &p, &got), MTASTS_OK);
+	ck_assert_ptr_nonnull(p);
+	mtasts_cache_entry_destroy(&p);
+	ck_assert_int_eq(mtasts_cache_stamp_path(path, &at), MTASTS_OK);
+	ck_assert(mtasts_cache_stamp_equal(&got, &at));
+	ck_assert_int_eq(got.size > 0, 1);
+
+	/* the same content put again: a new file, so a new stamp */
+	ck_assert_int_eq(mtasts_cache_put(cache, e), MTASTS_OK);
+	ck_assert_int_eq(mtasts_cache_stamp_path(path, &again), MTASTS_OK);
+	ck_assert_int_eq(again.size, at.size);
+	ck_assert(!mtasts_cache_stamp_equal(&again, &at));
+	ck_assert_int_eq(mtasts_cache_get_stamped(cache, "stamp.example", &p, &got), MTASTS_OK);
+	mtasts_cache_entry_destroy(&p);
+	ck_assert(mtasts_cache_stamp_equal(&got, &again));
+
+	ck_assert_int_eq(mtasts_cache_delete(cache, "stamp.example"), MTASTS_OK);
+	ck_assert_int_eq(mtasts_cache_stamp_path(path, &at), MTASTS_ERR_NOT_FOUND);
+	ck_assert_int_eq(mtasts_cache_get_stamped(cache, "stamp.example", &p, &got), MTASTS_ERR_NOT_FOUND);
+	ck_assert_ptr_null(p);
+	mtasts_cache_entry_destroy(&e);
+	close_cache(&cache);
+}
+END_TEST
+
 typedef struct visit_state {
 	int count;
 	int stop_after;
@@ -1020,6 +1067,7 @@ Suite *make_suite(void)
 	tcase_add_test(tc, hostile_domains);
 	tcase_add_test(tc, symlinks_not_followed);
 	tcase_add_test(tc, open_and_delete);
+	tcase_add_test(tc, entry_path_and_stamps);
 	tcase_add_test(tc, failed_put_leaves_no_temp_file);
 	tcase_add_test(tc, foreach_counts);
 	tcase_add_test(tc, no_fd_leaks);
