@@ -30,7 +30,8 @@ CLI_SRCS  := $(wildcard cli/*.c)
 CLI_OBJS  := $(CLI_SRCS:%.c=$(BUILD)/%.o)
 SHIM_SRCS := $(wildcard shim/*.c)
 SHIM_OBJS := $(SHIM_SRCS:%.c=$(BUILD)/%.o)
-# The shim links only what its hot path needs: no libcurl, no c-ares, no libidn2.
+# The shim links only what its hot path needs: no libcurl, no c-ares, no libidn2, and libcrypto
+# only at run time (shim/crypto_lazy.c).
 SHIM_CORE := $(filter $(addprefix $(BUILD)/core/,status.o domain.o txt.o policy.o cache.o verify.o config.o log.o),$(CORE_OBJS))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
@@ -56,9 +57,11 @@ $(BUILD)/libmtasts.a: $(CORE_OBJS)
 $(BUILD)/mtasts: $(CLI_OBJS) $(BUILD)/libmtasts.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJS) $(BUILD)/libmtasts.a $(CLI_LIBS)
 
-$(BUILD)/libmtasts-shim.so: $(SHIM_OBJS) $(SHIM_CORE)
-	$(CC) $(CFLAGS) $(LDFLAGS) -shared -Wl,--version-script=shim/exports.map -o $@ \
-	    $(SHIM_OBJS) $(SHIM_CORE) -lcrypto -ldl -lpthread
+# No -lcrypto: shim/crypto_lazy.c loads libcrypto when a chain is first checked. -z defs makes
+# sure nothing else is left for the MTA's own libraries to resolve.
+$(BUILD)/libmtasts-shim.so: $(SHIM_OBJS) $(SHIM_CORE) shim/exports.map
+	$(CC) $(CFLAGS) $(LDFLAGS) -shared -Wl,-z,defs -Wl,--version-script=shim/exports.map -o $@ \
+	    $(SHIM_OBJS) $(SHIM_CORE) -ldl -lpthread
 
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/libmtasts.a tests/unit/unit.h
 	@mkdir -p $(dir $@)
