@@ -37,7 +37,13 @@
  * torn one). No fsync: a memo lost in a crash costs one verification. Expired files are removed
  * now and then by a writer (one write in 256 sweeps the directory, bounded).
  *
- * SHA-256: libcrypto's low-level SHA256_Init/Update/Final. In OpenSSL 3.0 the one-shot SHA256()
+ * SHA-256: GnuTLS's gnutls_hash_* when GnuTLS is already in the process (Debian's Exim with
+ * ca_file set: a memo hit then needs no libcrypto, whose dlopen in crypto_lazy.c costs 2.6 M
+ * instructions and some 40 mmap/openat; for the system store verdict_trust_now still asks
+ * libcrypto for its default paths), else libcrypto's low-level SHA256_Init/Update/Final. The digest is the
+ * same bytes whichever library computes it, so memo files are shared by GnuTLS and OpenSSL
+ * processes. GnuTLS is found like tls_gnutls.c finds it (no header, looked up at run time, also
+ * when loaded RTLD_LOCAL), never loaded by us. In OpenSSL 3.0 the one-shot SHA256()
  * and EVP_Digest fetch the default provider's digest on first use: 5.4 M instructions in a fresh
  * process (measured with callgrind), more than the verification this memo saves; the low-level
  * functions cost about 60 instructions per byte and nothing the first time. They are deprecated
@@ -48,6 +54,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,35 +139,35 @@ bool verdict_trust_equal(const verdict_trust *a, const verdict_trust *b)
 /* ---- the key -------------------------------------------------------------------------------- */
 
 #ifndef OPENSSL_NO_DEPRECATED_3_0
-typedef SHA256_CTX hash_ctx;
-static void hash_init(hash_ctx *h)
+typedef SHA256_CTX crypto_ctx;
+static void crypto_init(crypto_ctx *h)
 {
 	SHA256_Init(h);
 }
-static void hash_update(hash_ctx *h, const void *p, size_t n)
+static void crypto_update(crypto_ctx *h, const void *p, size_t n)
 {
 	SHA256_Update(h, p, n);
 }
-static void hash_final(hash_ctx *h, unsigned char out[VERDICT_KEY_LEN])
+static void crypto_final(crypto_ctx *h, unsigned char out[VERDICT_KEY_LEN])
 {
 	SHA256_Final(out, h);
 }
 #else
-typedef struct hash_ctx {
+typedef struct crypto_ctx {
 	EVP_MD_CTX *md;
 	bool failed;
-} hash_ctx;
-static void hash_init(hash_ctx *h)
+} crypto_ctx;
+static void crypto_init(crypto_ctx *h)
 {
 	h->md = EVP_MD_CTX_new();
 	h->failed = !h->md || EVP_DigestInit_ex(h->md, EVP_sha256(), NULL) != 1;
 }
-static void hash_update(hash_ctx *h, const void *p, size_t n)
+static void crypto_update(crypto_ctx *h, const void *p, size_t n)
 {
 	if (!h->failed && EVP_DigestUpdate(h->md, p, n) != 1)
 		h->failed = true;
 }
-static void hash_final(hash_ctx *h, unsigned char out[VERDICT_KEY_LEN])
+static void crypto_final(crypto_ctx *h, unsigned char out[VERDICT_KEY_LEN])
 {
 	/* a failed digest gives a key of zeros, which verdict_store/verdict_lookup never use */
 	if (h->failed || EVP_DigestFinal_ex(h->md, out, NULL) != 1)
@@ -168,6 +175,66 @@ static void hash_final(hash_ctx *h, unsigned char out[VERDICT_KEY_LEN])
 	EVP_MD_CTX_free(h->md);
 }
 #endif
+
+/* GnuTLS's hash API (gnutls/crypto.h), declared here: the shim includes no GnuTLS header. */
+#define GTLS_DIG_SHA256 6        /* GNUTLS_DIG_SHA256 = GNUTLS_MAC_SHA256 */
+typedef struct gt_hash_st *gt_hash_t;
+
+static struct {
+	int (*init)(gt_hash_t *dig, int algorithm);
+	int (*hash)(gt_hash_t dig, const void *text, size_t len);
+	void (*deinit)(gt_hash_t dig, void *digest);
+} gth;
+static pthread_once_t gth_once = PTHREAD_ONCE_INIT;
+
+/* The three functions when GnuTLS is loaded in the process (all or none). */
+static void gth_bind(void)
+{
+	static const char *const sonames[] = { "libgnutls.so.30", NULL };
+
+	*(void **)&gth.init = shim_real_lookup_lib("gnutls_hash_init", sonames);
+	*(void **)&gth.hash = shim_real_lookup_lib("gnutls_hash", sonames);
+	*(void **)&gth.deinit = shim_real_lookup_lib("gnutls_hash_deinit", sonames);
+	if (!gth.init || !gth.hash || !gth.deinit)
+		memset(&gth, 0, sizeof(gth));
+}
+
+/* One key's digest: GnuTLS when present and it starts, else libcrypto. */
+typedef struct hash_ctx {
+	gt_hash_t gt;                /* non-NULL: GnuTLS computes */
+	bool gt_failed;
+	crypto_ctx c;
+} hash_ctx;
+
+static void hash_init(hash_ctx *h)
+{
+	memset(h, 0, sizeof(*h));
+	pthread_once(&gth_once, gth_bind);
+	if (gth.init && gth.init(&h->gt, GTLS_DIG_SHA256) == 0 && h->gt)
+		return;
+	h->gt = NULL;
+	crypto_init(&h->c);
+}
+
+static void hash_update(hash_ctx *h, const void *p, size_t n)
+{
+	if (!h->gt)
+		crypto_update(&h->c, p, n);
+	else if (!h->gt_failed && gth.hash(h->gt, p, n) != 0)
+		h->gt_failed = true;
+}
+
+static void hash_final(hash_ctx *h, unsigned char out[VERDICT_KEY_LEN])
+{
+	if (!h->gt) {
+		crypto_final(&h->c, out);
+		return;
+	}
+	gth.deinit(h->gt, out);
+	/* a failed digest gives a key of zeros, which verdict_store/verdict_lookup never use */
+	if (h->gt_failed)
+		memset(out, 0, VERDICT_KEY_LEN);
+}
 
 static void hash_u64(hash_ctx *h, uint64_t v)
 {

@@ -19,7 +19,9 @@
 #      verification, another chain for the same host (untrusted CA) is refused after a good one
 #      was memoised (across processes and in one process), foreign / tampered / ended / too long /
 #      symlinked memo files are ignored, a well-formed one is honoured (the trust of cache_dir),
-#      a damaged one is replaced, a changed trust store gives a new key;
+#      a damaged one is replaced, a changed trust store gives a new key; the key computed by
+#      GnuTLS (a process with GnuTLS loaded hashes with gnutls_hash_*) is the same bytes as
+#      libcrypto's: a memo written by such a process is used by an OpenSSL-only one and back;
 #   7. secure-execution mode: argv[0] does not activate the shim, only the bare name is put back.
 # Needs root (namespaces), cc, dnsmasq, python3. Uses BUILD (absolute build directory).
 source "$(dirname "$0")/../lib/world.sh"
@@ -717,7 +719,7 @@ EOC
 client() {
 	local before
 	before=$(wc -l < "$WORLD/memo.log")
-	out=$(MTASTS_CONFIG=$WORLD/memo.conf LD_PRELOAD=$SHIM "$BUILD/tests/smtpclient" --timeout 5 --count "${1:-1}" user@example.test 2>&1)
+	out=$(MTASTS_CONFIG=$WORLD/memo.conf LD_PRELOAD=${PRELOAD:-$SHIM} "$BUILD/tests/smtpclient" --timeout 5 --count "${1:-1}" user@example.test 2>&1)
 	rc=$?
 	newlog=$(tail -n +$((before + 1)) "$WORLD/memo.log")
 }
@@ -806,6 +808,46 @@ client
 accepted && [ "$key_new" != "$key_good" ] && [ -f "$VDIR/$key_new" ] &&
 	world_ok "memo: a changed trust store (ca_file mtime) gives another key: verified again" ||
 	world_not_ok "memo: trust store identity" "rc=$rc key_new=$key_new log=$newlog"
+
+# GnuTLS in the process: gtprobe.so (linked with libgnutls, preloaded after the shim) passes
+# gnutls_hash_deinit through and counts its calls, so the shim's key is GnuTLS's; the memo it
+# writes must carry the key recomputed here and be used by smtpclient alone, and back.
+cat > "$WORLD/gtprobe.c" <<'EOC'
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <gnutls/crypto.h>
+void gnutls_hash_deinit(gnutls_hash_hd_t handle, void *digest)
+{
+	void (*real)(gnutls_hash_hd_t, void *) = (void (*)(gnutls_hash_hd_t, void *))dlsym(RTLD_NEXT, "gnutls_hash_deinit");
+	FILE *f = fopen(getenv("GTPROBE_LOG"), "a");
+	if (f) { fputs("deinit\n", f); fclose(f); }
+	real(handle, digest);
+}
+EOC
+export GTPROBE_LOG=$WORLD/gtprobe.log
+if $CC -D_GNU_SOURCE -shared -fPIC -o "$WORLD/gtprobe.so" "$WORLD/gtprobe.c" -Wl,--no-as-needed -lgnutls -ldl 2>"$WORLD/gtprobe.err"; then
+	gt_calls() { cat "$GTPROBE_LOG" 2>/dev/null | wc -l; }
+	rm -f "$VDIR"/* "$GTPROBE_LOG"
+	PRELOAD="$SHIM $WORLD/gtprobe.so" client
+	ino=$(stat -c %i "$VDIR/$key_new" 2>/dev/null)
+	calls=$(gt_calls)
+	client
+	accepted && [ -n "$ino" ] && [ "$calls" -ge 1 ] && [ "$(stat -c %i "$VDIR/$key_new" 2>/dev/null)" = "$ino" ] &&
+		[ "$(memos)" = 1 ] && [ "$(gt_calls)" = "$calls" ] &&
+		world_ok "memo: the key computed by GnuTLS is the recomputed one; its memo is used by an OpenSSL-only process" ||
+		world_not_ok "memo: GnuTLS-written memo" "rc=$rc ino=$ino calls=$calls/$(gt_calls) files=$(ls "$VDIR" | tr '\n' ' ') key=$key_new log=$newlog"
+	rm -f "$VDIR"/* "$GTPROBE_LOG"
+	client
+	ino=$(stat -c %i "$VDIR/$key_new" 2>/dev/null)
+	PRELOAD="$SHIM $WORLD/gtprobe.so" client
+	accepted && [ -n "$ino" ] && [ "$(gt_calls)" -ge 1 ] && [ "$(stat -c %i "$VDIR/$key_new" 2>/dev/null)" = "$ino" ] &&
+		[ "$(memos)" = 1 ] &&
+		world_ok "memo: a memo written by an OpenSSL-only process is used by a process hashing with GnuTLS" ||
+		world_not_ok "memo: OpenSSL-written memo, GnuTLS process" "rc=$rc ino=$ino calls=$(gt_calls) log=$newlog"
+else
+	world_not_ok "memo: GnuTLS probe" "$(cat "$WORLD/gtprobe.err")"
+fi
 
 # ---- 7. secure-execution mode ----------------------------------------------------------------
 # A set-user-ID program run by an unprivileged user, with the shim installed the `mtasts-install
