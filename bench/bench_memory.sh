@@ -43,53 +43,8 @@ bench_world_extra() {
 bench_world || { echo "bench_memory: world did not start" >&2; exit 1; }
 "$BUILD/mtasts" fetch slow.test > "$WORLD/fetch-slow.out" 2>&1 || { echo "bench_memory: fetch slow.test failed" >&2; exit 1; }
 
-# slow_receiver: a receiving Exim on 127.0.0.14:25 (certificate mx.slow.test) whose DATA ACL
-# waits DELAY seconds before accepting (a trimmed copy of lib-exim.sh's exim_receiver)
-slow_receiver() {
-	local d=$WORLD/exim/recv-slow conf=$WORLD/exim/recv-slow.conf
-	mkdir -p "$d/spool" "$d/log" "$d/box"
-	chown -R Debian-exim:Debian-exim "$d"
-	cat > "$conf" <<EOF
-# slow receiver of bench_memory.sh
-primary_hostname = slow
-spool_directory = $d/spool
-log_file_path = $d/log/%slog
-pid_file_path = $d/spool/exim-daemon.pid
-exim_user = Debian-exim
-exim_group = Debian-exim
-keep_environment =
-local_interfaces = <; 127.0.0.14.25
-daemon_smtp_ports = 25
-host_lookup =
-rfc1413_hosts =
-tls_advertise_hosts = *
-tls_certificate = $WORLD/pki/mx.slow.test.chain.pem
-tls_privatekey = $WORLD/pki/mx.slow.test.key
-acl_smtp_rcpt = acl_rcpt
-acl_smtp_data = acl_data
-begin acl
-acl_rcpt:
-  accept
-acl_data:
-  warn logwrite = SLOWDATA
-  warn delay = ${DELAY}s
-  accept
-begin routers
-all:
-  driver = accept
-  transport = mbox
-begin transports
-mbox:
-  driver = appendfile
-  file = $d/box/mbox
-  user = Debian-exim
-  group = Debian-exim
-  mode = 0644
-EOF
-	trust_config "$conf"
-	world_bg recv-slow "$EXIM" -C "$conf" -bdf
-	wait_for 5 listening 127.0.0.14:25
-}
+# the receiver of slow.test holds each message DELAY seconds in its DATA ACL
+slow_receiver() { exim_receiver slow 127.0.0.14 --cert mx.slow.test --data-delay "$DELAY"; }
 slow_receiver || { echo "bench_memory: slow receiver did not start" >&2; exit 1; }
 shim_on || exit 1
 shim_off

@@ -161,17 +161,20 @@ shim_log_since_has() { shim_log_since | grep -Eq -- "$1"; }
 
 # --- receivers -----------------------------------------------------------------------------------
 
-# exim_receiver NAME ADDR [--cert CERTNAME | --notls] [--port PORT]
+# exim_receiver NAME ADDR [--cert CERTNAME | --notls] [--port PORT] [--data-delay SECONDS]
 # A receiving Exim daemon on ADDR:PORT (default 25) that accepts any recipient into
 # $WORLD/exim/recv-NAME/mbox. --cert: STARTTLS with $WORLD/pki/CERTNAME.chain.pem; --notls: none.
+# --data-delay: the DATA ACL logs SLOWDATA, then holds the message that long before accepting
+# (so a sender's processes can be looked at mid-session: bench/bench_memory.sh).
 exim_receiver() {
 	local name=$1 addr=$2; shift 2
-	local cert= notls= port=25
+	local cert= notls= port=25 delay=
 	while [ $# -gt 0 ]; do
 		case $1 in
 		--cert) cert=$2; shift ;;
 		--notls) notls=1 ;;
 		--port) port=$2; shift ;;
+		--data-delay) delay=$2; shift ;;
 		*) echo "exim_receiver: bad option $1" >&2; return 64 ;;
 		esac
 		shift
@@ -221,6 +224,8 @@ acl_predata:
 acl_data:
   warn add_header = X-Test-TLS: \${if def:tls_in_cipher{yes}{no}}
   warn add_header = X-Test-Receiver: $name
+${delay:+  warn logwrite = SLOWDATA}
+${delay:+  warn delay = ${delay}s}
   accept
 
 begin routers
